@@ -1,0 +1,1 @@
+"""goconc: Go's concurrency model for Python threads and asyncio tasks."""
