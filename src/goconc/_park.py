@@ -65,6 +65,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
+from . import _racehooks
+
 __all__ = [
     "CANCELLED",
     "CTX_DONE",
@@ -123,7 +125,19 @@ class Waiter:
     primitive needs, e.g. a semaphore's weight).
     """
 
-    __slots__ = ("_loop", "_mu", "_sig", "data", "index", "ok", "op", "state", "value")
+    __slots__ = (
+        "_loop",
+        "_mu",
+        "_sig",
+        "data",
+        "index",
+        "ok",
+        "op",
+        "race_hb",
+        "race_vc",
+        "state",
+        "value",
+    )
 
     def __init__(self, op: Op, value: Any = None, data: Any = None) -> None:
         self._mu = _thread.allocate_lock()  # guards state, _sig and the result fields' publication
@@ -133,6 +147,11 @@ class Waiter:
         self.ok = True
         self.index = 0
         self.data = data
+        # Race detector only (None while it is off): the parking goroutine's
+        # clock when it parked, and the clock it acquires when it resumes
+        # completed (set by whoever completes it, see _racehooks).
+        self.race_vc: Any = _racehooks.park_clock() if _racehooks.enabled else None
+        self.race_hb: Any = None
         # The signal, installed only once the owner really parks: a held
         # thread lock, or a future of self._loop.
         self._sig: Any = None
@@ -158,6 +177,8 @@ class Waiter:
             self.value = value
             self.ok = ok
             self.index = index
+            if _racehooks.enabled:
+                _racehooks.handoff(self)
             sig = self._sig
         if sig is not None:
             self._signal(sig)
@@ -239,7 +260,7 @@ def park(
     raise_if_done(ctx)
     w = Waiter(op, value, data)
     if op.begin(w):
-        return w
+        return _completed(w)
     lock = _thread.allocate_lock()
     lock.acquire()
     if not w._install(lock, None):
@@ -277,7 +298,7 @@ async def apark(
     raise_if_done(ctx)
     w = Waiter(op, value, data)
     if op.begin(w):
-        return w
+        return _completed(w)
     loop = events.get_running_loop()
     fut = loop.create_future()
     if not w._install(fut, loop):
@@ -318,10 +339,16 @@ def _abandon(w: Waiter) -> None:
         w.op.abort(w)  # claimed by a timeout or context just before the exception
 
 
+def _completed(w: Waiter) -> Waiter:
+    if w.race_hb is not None:
+        _racehooks.acquire_clock(w.race_hb)
+    return w
+
+
 def _outcome(w: Waiter, ctx: Ctx | None) -> Waiter:
     state = w.state
     if state == DONE:
-        return w
+        return _completed(w)
     w.op.abort(w)
     if state == TIMED_OUT:
         raise TimeoutError(f"goconc: {w.op.reason}: timed out")
