@@ -1,0 +1,330 @@
+"""Running the cases (each in a fresh worker process) and reporting them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._registry import WORKLOADS, Workload, missing
+
+__all__ = ["Result", "main"]
+
+_CASE_TIMEOUT = 600.0  # seconds for all repetitions of one case
+
+
+@dataclass
+class Result:
+    interpreter: str
+    workload: str
+    impl: str
+    status: str  # "ok", "skipped" or "failed"
+    reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)  # medians
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+
+def benchmarks_dir() -> Path:
+    env = os.environ.get("GOCONC_BENCHMARKS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "benchmarks"
+
+
+def load_modules(directory: Path) -> list[Path]:
+    """Import every ``bench_*.py`` of ``directory``, registering its workloads."""
+    from . import _registry
+
+    paths = sorted(directory.glob("bench_*.py"))
+    for path in paths:
+        _load(path, _registry)
+    return paths
+
+
+def _load(path: Path, registry: Any) -> None:
+    registry._current_module[0] = str(path)
+    spec = importlib.util.spec_from_file_location(f"goconc_benchmarks.{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+# -- the worker side ---------------------------------------------------------------------
+
+
+def _worker(module: str, workload_name: str, impl: str, scale: float, reps: int) -> int:
+    from . import _registry
+
+    _load(Path(module), _registry)
+    fn = WORKLOADS[workload_name].cases[impl].fn
+    assert fn is not None
+    fn(scale * 0.1)  # warm-up: imports, caches, the runtime's threads
+    samples = [fn(scale) for _ in range(reps)]
+    print(json.dumps(samples))
+    return 0
+
+
+# -- the parent side ---------------------------------------------------------------------
+
+
+def _run_case(python: str, w: Workload, impl: str, scale: float, reps: int) -> Result:
+    label = _interp_label(python)
+    c = w.cases[impl]
+    lacking = missing(c.requires) if python == sys.executable else []
+    if lacking:
+        return Result(label, w.name, impl, "skipped", f"not installed: {', '.join(lacking)}")
+    cmd = [python, "-m", "goconc.bench", "--worker", w.module, w.name, impl]
+    cmd += ["--scale", str(scale), "--reps", str(reps)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_CASE_TIMEOUT, env=_worker_env()
+        )
+    except subprocess.TimeoutExpired:
+        return Result(label, w.name, impl, "failed", f"timed out after {_CASE_TIMEOUT:.0f}s")
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        if "ModuleNotFoundError" in proc.stderr:
+            return Result(label, w.name, impl, "skipped", tail)
+        return Result(label, w.name, impl, "failed", tail)
+    samples = json.loads(proc.stdout.strip().splitlines()[-1])
+    return _result(label, w.name, impl, samples)
+
+
+def _result(label: str, workload: str, impl: str, samples: list[dict[str, float]]) -> Result:
+    keys = samples[0].keys() if samples else ()
+    medians = {k: statistics.median(s[k] for s in samples) for k in keys}
+    return Result(label, workload, impl, "ok", "", medians, samples)
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _interp_label(python: str) -> str:
+    if python == sys.executable:
+        return _this_interpreter()
+    out = subprocess.run(
+        [python, "-c", _LABEL_CODE], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+    return out or python
+
+
+_LABEL_CODE = (
+    "import sys, platform; ft = not getattr(sys, '_is_gil_enabled', lambda: True)(); "
+    "print(platform.python_implementation(), platform.python_version() + ('t' if ft else ''))"
+)
+
+
+def _this_interpreter() -> str:
+    ft = not getattr(sys, "_is_gil_enabled", lambda: True)()
+    return f"{platform.python_implementation()} {platform.python_version()}{'t' if ft else ''}"
+
+
+# -- Go ----------------------------------------------------------------------------------
+
+
+def _build_go(directory: Path) -> tuple[str | None, str]:
+    go = shutil.which("go")
+    if go is None:
+        return None, "no Go toolchain (install Debian's golang-go)"
+    out = Path(tempfile.mkdtemp(prefix="goconc-gobench-")) / "gobench"
+    env = dict(os.environ, GOFLAGS="-mod=mod", GOCACHE=str(out.parent / "cache"))
+    env.setdefault("HOME", str(out.parent))
+    proc = subprocess.run(
+        [go, "build", "-o", str(out), "."],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        return None, f"go build failed: {proc.stderr.strip()[-300:]}"
+    version = subprocess.run([go, "version"], capture_output=True, text=True).stdout.strip()
+    return str(out), version
+
+
+def _run_go(binary: str, w: Workload, scale: float, reps: int, label: str) -> Result:
+    c = w.cases["go"]
+    cmd = [binary, "-workload", c.go_name, "-scale", str(scale), "-reps", str(reps)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_CASE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return Result(label, w.name, "go", "failed", "timed out")
+    if proc.returncode != 0:
+        return Result(label, w.name, "go", "failed", proc.stderr.strip()[-200:])
+    return _result(label, w.name, "go", json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="goconc bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smaller runs: the suite in minutes")
+    p.add_argument("--only", action="append", default=[], help="workloads whose name contains this")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", metavar="DIR", help="write PNG charts (matplotlib)")
+    p.add_argument("--markdown", metavar="PATH", help="regenerate the tables in this file")
+    p.add_argument("--go", action="store_true", help="also build and run benchmarks/go")
+    p.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also run the Python cases with this interpreter (repeatable)",
+    )
+    p.add_argument("--reps", type=int, default=0, help="repetitions per case (median taken)")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument(
+        "--worker", nargs=3, metavar=("MODULE", "WORKLOAD", "IMPL"), help=argparse.SUPPRESS
+    )
+    p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.worker:
+        module, name, impl = args.worker
+        return _worker(module, name, impl, args.scale, args.reps or 1)
+    directory = benchmarks_dir()
+    if not directory.is_dir():
+        print(
+            f"goconc bench: no benchmarks directory at {directory} "
+            "(run from a source checkout, or set GOCONC_BENCHMARKS)",
+            file=sys.stderr,
+        )
+        return 2
+    load_modules(directory)
+    selected = [
+        w for w in WORKLOADS.values() if not args.only or any(o in w.name for o in args.only)
+    ]
+    if args.list:
+        for w in selected:
+            print(f"{w.name:<44} {w.metric:<14} {', '.join(w.cases)}")
+        return 0
+    scale = 0.25 if args.quick else 1.0
+    reps = args.reps or (3 if args.quick else 5)
+    pythons = [sys.executable, *args.python]
+    go_binary, go_version = (None, "")
+    if args.go:
+        go_binary, go_version = _build_go(directory / "go")
+    results = _run_all(selected, pythons, go_binary, go_version, args.go, scale, reps)
+    from . import _report
+
+    text = _report.render(results, selected)
+    print(text)
+    info = _machine_info(go_version if go_binary else "")
+    if args.json:
+        payload = {
+            "machine": info,
+            "scale": scale,
+            "reps": reps,
+            "results": [r.__dict__ for r in results],
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    if args.plot:
+        _report.plot(results, selected, Path(args.plot))
+    if args.markdown:
+        _report.update_markdown(Path(args.markdown), results, selected, info, args.plot)
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
+def _run_all(
+    selected: list[Workload],
+    pythons: list[str],
+    go_binary: str | None,
+    go_version: str,
+    want_go: bool,
+    scale: float,
+    reps: int,
+) -> list[Result]:
+    jobs: list[tuple[str, Workload, str]] = []
+    for w in selected:
+        for impl in w.cases:
+            if impl == "go":
+                jobs.append(("go", w, impl))
+            else:
+                jobs.extend((py, w, impl) for py in pythons)
+    results: list[Result] = []
+    with _progress(len(jobs)) as advance:
+        for python, w, impl in jobs:
+            advance(f"{w.name} [{impl}]")
+            if python == "go":
+                if go_binary is not None:
+                    results.append(_run_go(go_binary, w, scale, reps, go_version))
+                else:
+                    reason = go_version or ("needs --go" if not want_go else "no Go toolchain")
+                    results.append(Result("go", w.name, "go", "skipped", reason))
+                continue
+            results.append(_run_case(python, w, impl, scale, reps))
+    return results
+
+
+class _progress:
+    """A progress display on standard error (rich when installed)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self._rich: Any = None
+
+    def __enter__(self) -> Any:
+        try:
+            from rich.progress import Progress
+
+            self._rich = Progress(transient=True)
+            self._rich.__enter__()
+            self._task = self._rich.add_task("benchmarks", total=self.total)
+        except ImportError:
+            self._rich = None
+        return self.advance
+
+    def advance(self, what: str) -> None:
+        if self._rich is not None:
+            if self.done:
+                self._rich.advance(self._task)
+            self._rich.update(self._task, description=what)
+        else:
+            print(f"[{self.done + 1}/{self.total}] {what}", file=sys.stderr, flush=True)
+        self.done += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(*exc)
+
+
+def _machine_info(go_version: str) -> dict[str, str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "python": _this_interpreter(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "go": go_version,
+        "date": time.strftime("%Y-%m-%d"),
+    }
