@@ -1,0 +1,3 @@
+module goconc.example/gobench
+
+go 1.19
