@@ -29,6 +29,7 @@ class Target:
     metric: str = ""
     impl: str = "goconc"
     absolute: float | None = None  # a bound on the figure itself, when peer == ""
+    lower_is_better: bool | None = None  # for ``metric``; None: as the workload's metric
 
 
 @dataclass(frozen=True)

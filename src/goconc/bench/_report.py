@@ -72,7 +72,7 @@ def evaluate(
     out: list[tuple[Target, str, float | None, bool | None]] = []
     for t in w.targets:
         metric = t.metric or w.metric
-        lower = w.lower_is_better if not t.metric else not metric.endswith("/s")
+        lower = w.lower_is_better if t.lower_is_better is None else t.lower_is_better
         for interp in _goconc_interp(results, w):
             mine = index.get((interp, w.name, t.impl))
             g = mine.metrics.get(metric) if mine and mine.status == "ok" else None

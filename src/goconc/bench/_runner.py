@@ -155,8 +155,8 @@ def _build_go(directory: Path) -> tuple[str | None, str]:
     )
     if proc.returncode != 0:
         return None, f"go build failed: {proc.stderr.strip()[-300:]}"
-    version = subprocess.run([go, "version"], capture_output=True, text=True).stdout.strip()
-    return str(out), version
+    version = subprocess.run([go, "version"], capture_output=True, text=True).stdout.split()
+    return str(out), (version[2] if len(version) > 2 else "go")
 
 
 def _run_go(binary: str, w: Workload, scale: float, reps: int, label: str) -> Result:
