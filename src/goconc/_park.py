@@ -326,7 +326,10 @@ _MAX_WAIT: Final = min(_thread.TIMEOUT_MAX, 2**31)
 def _watch(ctx: Ctx | None, w: Waiter) -> object | None:
     if ctx is None:
         return None
-    return ctx._add_waiter(lambda: w.interrupt(CTX_DONE))
+    token = ctx._add_waiter(lambda: w.interrupt(CTX_DONE))
+    if token is None:  # the context ended after raise_if_done: nobody else will wake w
+        w.interrupt(CTX_DONE)
+    return token
 
 
 def _abandon(w: Waiter) -> None:
