@@ -9,6 +9,7 @@ The public surface::
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
@@ -50,3 +51,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'goconc' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+# GOCONC_RACE=1 turns the data race detector on for the whole program, the way
+# `go run -race` builds it in (see goconc.race).
+if os.environ.get("GOCONC_RACE", "") not in ("", "0"):
+    from .race import enable as _enable_race
+
+    _enable_race()

@@ -21,6 +21,7 @@ import itertools
 import sys
 import threading
 from asyncio import current_task, events
+from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType
@@ -42,6 +43,11 @@ _slots: dict[tuple[int, int], Clock] = {}  # (id(channel), buffer slot) -> clock
 _chan_counts: dict[int, list[int]] = {}  # id(channel) -> [values sent into buffer, received]
 _closed: dict[int, Clock] = {}  # id(channel) -> clock at close
 _shadow: dict[Any, _Shadow] = {}  # location key -> shadow state
+_keys_of: dict[int, set[Any]] = {}  # id(watched object) -> its location keys in _shadow
+# Ids of watched objects that died, appended by their finalizers (which may run
+# inside a locked section, during a garbage collection) and forgotten under
+# _lock before the next access: a new object that reuses the id starts clean.
+_dead: deque[int] = deque()
 
 _MAX_FRAMES = 16
 
@@ -277,14 +283,30 @@ def _is_internal(filename: str) -> bool:
     return any(part in filename.replace("\\", "/") for part in _INTERNAL)
 
 
+def _shadow_of(key: Any, desc: str) -> _Shadow:
+    """The shadow state of ``key`` (under _lock); keys are (id(object), ...)."""
+    while _dead:
+        for k in _keys_of.pop(_dead.popleft(), ()):
+            _shadow.pop(k, None)
+    sh = _shadow.get(key)
+    if sh is None:
+        sh = _shadow[key] = _Shadow(desc)
+        if isinstance(key, tuple) and key and isinstance(key[0], int):
+            _keys_of.setdefault(key[0], set()).add(key)
+    return sh
+
+
+def object_died(oid: int) -> None:
+    """Finalizer of a watched object: forget its locations (lock-free)."""
+    _dead.append(oid)
+
+
 def read(key: Any, desc: str) -> None:
     g = current()
     tid, clk = g.tid, g.vc[g.tid]
     vc = g.vc
     with _lock:
-        sh = _shadow.get(key)
-        if sh is None:
-            sh = _shadow[key] = _Shadow(desc)
+        sh = _shadow_of(key, desc)
         if sh.r_clock is None and sh.r_tid == tid and sh.r_clk == clk:
             return  # same epoch: nothing new to learn
         acc = _Access(g, False, _stack(3))
@@ -303,9 +325,7 @@ def write(key: Any, desc: str) -> None:
     tid, clk = g.tid, g.vc[g.tid]
     vc = g.vc
     with _lock:
-        sh = _shadow.get(key)
-        if sh is None:
-            sh = _shadow[key] = _Shadow(desc)
+        sh = _shadow_of(key, desc)
         if sh.w_tid == tid and sh.w_clk == clk and sh.r_clock is None and sh.r_acc is None:
             return
         acc = _Access(g, True, _stack(3))
@@ -335,6 +355,7 @@ def reset() -> None:
         _chan_counts.clear()
         _closed.clear()
         _shadow.clear()
+        _keys_of.clear()
 
 
 _HOOKS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ def _frames(frames: Frames) -> list[str]:
     return out
 
 
+_ADDRESS = re.compile(r"0x[0-9a-f]+")
 _mu = threading.Lock()
 _reports: list[RaceReport] = []  # guarded by _mu
 _seen: set[Any] = set()  # guarded by _mu: (location, both code sites) already reported
@@ -76,8 +78,10 @@ _out: TextIO | None = None  # None: sys.stderr at the time of printing
 
 def found(location: str, acc: _Access, prev: _Access) -> None:
     """Record (once per distinct pair of code sites) and print a race."""
+    # One report per (location, pair of code sites): the same bug on many
+    # objects of one class is one report, whatever their addresses.
     key = (
-        location,
+        _ADDRESS.sub("", location),
         frozenset({(acc.write, acc.stack[:1]), (prev.write, prev.stack[:1])}),
     )
     with _mu:

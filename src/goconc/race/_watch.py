@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from typing import Any, TypeVar, overload
 
 from .. import _racehooks
+from . import _detector
 
 __all__ = ["Shared", "SharedDict", "SharedList", "watch"]
 
@@ -38,7 +40,17 @@ def watch(obj: T) -> T:
             f"race.watch: cannot watch a {cls.__qualname__} object ({e}); "
             "use race.Shared for dicts and lists"
         ) from None
+    _forget_when_dead(obj)
     return obj
+
+
+def _forget_when_dead(obj: object) -> None:
+    # A watched object's id may be reused once it is gone; its history must
+    # not be inherited by the newcomer.
+    try:
+        weakref.finalize(obj, _detector.object_died, id(obj))
+    except TypeError:
+        pass  # not weakly referenceable: its history stays (ids of live objects are unique)
 
 
 def _watched_class(cls: type) -> type:
@@ -88,6 +100,7 @@ class SharedDict(MutableMapping[K, V]):
     ) -> None:
         self._d: dict[K, V] = dict(data)
         self._name = name or f"Shared dict {id(self):#x}"
+        _forget_when_dead(self)
 
     def _key(self, k: object) -> tuple[int, str, object]:
         return (id(self), "key", k)
@@ -125,6 +138,7 @@ class SharedList(MutableSequence[V]):
     def __init__(self, data: Iterable[V] = (), name: str = "") -> None:
         self._l: list[V] = list(data)
         self._name = name or f"Shared list {id(self):#x}"
+        _forget_when_dead(self)
 
     def _shape_read(self) -> None:
         _racehooks.read((id(self), "len"), f"{self._name} (its length)")
