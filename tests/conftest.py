@@ -29,3 +29,8 @@ def run_async(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
 @pytest.fixture
 def wait() -> float:
     return WAIT
+
+
+# Every test of this suite fails if it leaves goconc goroutines running
+# (goconc.testing.plugin; opt out with @pytest.mark.goconc_leaks(enabled=False)).
+goconc_leaks = True
