@@ -685,3 +685,43 @@ def test_summary_counts_races(detector: io.StringIO) -> None:
 
 
 _Hook = Callable[[], None]
+
+
+# -- the pytest option --------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+_RACY_TEST = """
+from goconc import go, race, sync
+
+def test_racy():
+    s = race.Shared({"x": 0})
+    gs = [go(lambda: s.__setitem__("x", s["x"] + 1)) for _ in range(2)]
+    for g in gs:
+        g.join(timeout=10)
+
+def test_clean():
+    s = race.Shared({"x": 0})
+    mu = sync.Mutex()
+    def inc():
+        with mu:
+            s["x"] = s["x"] + 1
+    gs = [go(inc) for _ in range(2)]
+    for g in gs:
+        g.join(timeout=10)
+"""
+
+
+def test_pytest_option_fails_a_test_that_produced_a_race_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_races=_RACY_TEST)
+    result = pytester.runpytest_subprocess("--goconc-race", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_racy*", "*WARNING: DATA RACE*"])
+
+
+def test_without_the_option_racy_tests_pass(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_races=_RACY_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

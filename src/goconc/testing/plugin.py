@@ -63,6 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="fail every test that leaves goconc goroutines running",
     )
+    group.addoption(
+        "--goconc-race",
+        action="store_true",
+        default=False,
+        help="run with the goconc data race detector on; fail every test during which it "
+        "reports a race (as go test -race)",
+    )
     parser.addini(
         "goconc_leaks",
         type="bool",
@@ -77,6 +84,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--goconc-race", default=False):
+        from .. import race
+
+        race.enable()
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(enabled=True, ignore=(), grace=None): fail the test if it leaves "
@@ -95,6 +106,25 @@ _SUSPECTS = pytest.StashKey["tuple[_Settings, frozenset[int]]"]()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    if item.config.getoption("--goconc-race", default=False):
+        return (yield from _race_checked(item))
+    return (yield from _leak_checked(item))
+
+
+def _race_checked(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Fail the test if the race detector reported a race while it ran."""
+    from .. import race
+
+    before = len(race.reports())
+    result = yield from _leak_checked(item)
+    found = race.reports()[before:]
+    if found:
+        text = "\n\n".join(r.format() for r in found)
+        raise AssertionError(f"goconc race detector: {len(found)} data race(s)\n{text}")
+    return result
+
+
+def _leak_checked(item: pytest.Item) -> Generator[None, Any, Any]:
     settings = _settings(item)
     if settings is None:
         return (yield)
