@@ -23,8 +23,10 @@ Run: ``python examples/leak_channel.py``
 
 from __future__ import annotations
 
+import time
+
 from goconc import Chan, context, select
-from goconc.runtime import go_named
+from goconc.runtime import GoroutineInfo, go_named
 from goconc.testing import find_leaks, format_leaks, live_ids, verify_none
 
 # -- the lesson's leak(): a receiver nobody sends to -------------------------------------
@@ -82,11 +84,26 @@ def squares_fixed(items: list[int]) -> list[int]:
     return _squares(items, close_jobs=True)
 
 
+def settled(before: frozenset[int], bound: float = 10.0) -> list[GoroutineInfo]:
+    """The goroutines started since ``before``, once none of them is still running.
+
+    A goroutine just started (or just handed a value) needs a moment to reach
+    the call it blocks on; wait for that, at most ``bound`` seconds, so the
+    report shows where each one is stuck.
+    """
+    deadline = time.monotonic() + bound
+    while True:
+        leaks = find_leaks(ignore=before)
+        if all(g.state == "blocked" for g in leaks) or time.monotonic() > deadline:
+            return leaks
+        time.sleep(0.01)
+
+
 def main() -> dict[str, int]:
     before = live_ids()
     leak()
     print("squares:", squares_leaky([1, 2, 3]))
-    leaked = find_leaks(ignore=before)
+    leaked = settled(before)
     print(f"leaky versions left {len(leaked)} goroutines behind:")
     print(format_leaks(leaked))
 

@@ -32,7 +32,8 @@ to it directly, so goroutine 2 is never passed over for long.
 Here the same experiment runs on ``threading.Lock`` (barging, no
 starvation mode) and on ``goconc.sync.Mutex`` (Go's two modes).  Goroutine 1
 also stops after ``max_seconds``, so a starved goroutine 2 cannot hang the
-script.  ``threading.Lock``'s worst wait changes from run to run (from a
+script, and goroutine 2 begins once goroutine 1 is looping (a thread may
+take a while to start: the experiment is about the lock, not about that).  ``threading.Lock``'s worst wait changes from run to run (from a
 fraction of a millisecond to hundreds of milliseconds here: nothing bounds
 it); the Mutex's stays near the 1 ms threshold plus one hold.
 
@@ -67,20 +68,24 @@ def experiment(
     max_seconds: float = 2.0,
 ) -> Result:
     done: Chan[bool] = Chan(1)
+    looping: Chan[None] = Chan()  # closed once goroutine 1 has taken the lock
     count = 0
-    deadline = time.monotonic() + max_seconds
 
     def goroutine1() -> None:
         nonlocal count
-        while time.monotonic() < deadline:
-            if select(done, default=True).index == 0:
-                return
+        deadline = time.monotonic() + max_seconds
+        while True:
             lock()
             time.sleep(hold)
             count += 1
             unlock()
+            if count == 1:
+                looping.close()
+            if select(done, default=True).index == 0 or time.monotonic() >= deadline:
+                return
 
     g1 = go(goroutine1)
+    looping.recv_ok(timeout=max_seconds + 10)
     t0 = time.monotonic()
     max_wait = 0.0
     for _ in range(rounds):  # goroutine 2

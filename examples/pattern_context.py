@@ -70,7 +70,7 @@ async def third_party(ctx: context.Context) -> str:
 def main(unit: float = 0.02) -> dict[str, object]:
     before = live_ids()
     root = context.background()
-    fast = handle(root, 1, budget=5 * unit, latency=unit)
+    fast = handle(root, 1, budget=20 * unit, latency=unit)
     slow = handle(root, 2, budget=unit, latency=50 * unit)
     print(f"in time: {fast}\ntoo slow: {slow}")
 

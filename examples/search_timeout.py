@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 
 from goconc import Chan, context, select
-from goconc.runtime import go_named
+from goconc.runtime import GoroutineInfo, go_named
 from goconc.testing import find_leaks, format_leaks, live_ids
 
 
@@ -71,7 +71,21 @@ def process_fixed(term: str, *, timeout: float, search_delay: float) -> str:
     return _process(term, timeout, search_delay, buffer=1)
 
 
-def main(timeout: float = 0.02, search_delay: float = 0.06) -> dict[str, int]:
+def settled(before: frozenset[int], bound: float = 10.0) -> list[GoroutineInfo]:
+    """The goroutines started since ``before``, once each has ended or is blocked.
+
+    A goroutine still running (here: searching) may yet end or block; wait for
+    it, at most ``bound`` seconds.  What is left then is blocked for good.
+    """
+    deadline = time.monotonic() + bound
+    while True:
+        leaks = find_leaks(ignore=before)
+        if all(g.state == "blocked" for g in leaks) or time.monotonic() > deadline:
+            return leaks
+        time.sleep(0.01)
+
+
+def main(timeout: float = 0.02, search_delay: float = 0.2) -> dict[str, int]:
     before = live_ids()
     print(f"search in time: {process_fixed('go', timeout=1.0, search_delay=0.0)}")
 
@@ -80,9 +94,7 @@ def main(timeout: float = 0.02, search_delay: float = 0.06) -> dict[str, int]:
             process("golang", timeout=timeout, search_delay=search_delay)
         except SearchCanceled as e:
             print(f"{name}: {e}")
-    time.sleep(search_delay * 3)  # every search has finished by now
-
-    leaks = find_leaks(ignore=before)
+    leaks = settled(before)  # every search has finished: one sender is blocked for good
     print(f"goroutines left behind: {len(leaks)}")
     if leaks:
         print(format_leaks(leaks))

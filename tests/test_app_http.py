@@ -38,6 +38,21 @@ async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def gated(gate: asyncio.Event) -> Any:
+    """``slow_app``, except that ``/?gate`` requests stay in flight until ``gate`` is set.
+
+    A test holds requests in flight with it for as long as it needs (however
+    slowly their client threads got to connect), instead of betting on a delay.
+    """
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["query_string"] == b"gate":
+            await gate.wait()
+        await slow_app(scope, receive, send)
+
+    return app
+
+
 def get(port: int, path: str = "/") -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
     try:
@@ -108,15 +123,19 @@ def test_serves_an_asgi_app_and_is_ready_with_its_real_port_and_endpoint() -> No
 
 def test_graceful_stop_lets_requests_in_flight_finish() -> None:
     async def main() -> None:
-        server = HTTPServer(slow_app)
+        gate = asyncio.Event()
+        server = HTTPServer(gated(gate))
         task = asyncio.create_task(server.start(context.background()))
         await server.ready.arecv_ok(timeout=WAIT)
         port = port_of(server)
         results: list[Any] = []
-        threads = [background_get(port, "/?d=0.3", results) for _ in range(20)]
+        threads = [background_get(port, "/?gate", results) for _ in range(20)]
         await wait_until(lambda: server.statistics().active == 20)
         with context.with_timeout(context.background(), WAIT) as ctx:
-            await server.stop(ctx)
+            stopping = asyncio.create_task(server.stop(ctx))
+            await wait_until(lambda: server.statistics().state == "stopping")
+            gate.set()  # the 20 requests in flight at the stop now finish
+            await asyncio.wait_for(stopping, WAIT)
         await asyncio.wait_for(task, WAIT)
         for t in threads:
             t.join(WAIT)
@@ -129,19 +148,21 @@ def test_graceful_stop_lets_requests_in_flight_finish() -> None:
 
 def test_stop_refuses_new_connections_while_draining() -> None:
     async def main() -> None:
-        server = HTTPServer(slow_app)
+        gate = asyncio.Event()
+        server = HTTPServer(gated(gate))
         task = asyncio.create_task(server.start(context.background()))
         await server.ready.arecv_ok(timeout=WAIT)
         port = port_of(server)
         results: list[Any] = []
-        t = background_get(port, "/?d=0.5", results)
+        t = background_get(port, "/?gate", results)
         await wait_until(lambda: server.statistics().active == 1)
         with context.with_timeout(context.background(), WAIT) as ctx:
             stopping = asyncio.create_task(server.stop(ctx))
             await wait_until(lambda: server.statistics().state == "stopping")
             with pytest.raises(ConnectionRefusedError):
                 await asyncio.to_thread(get, port)
-            await stopping
+            gate.set()  # the request in flight finishes, and the stop with it
+            await asyncio.wait_for(stopping, WAIT)
         await asyncio.wait_for(task, WAIT)
         t.join(WAIT)
         assert results == [(200, b"ok -")]
@@ -151,18 +172,23 @@ def test_stop_refuses_new_connections_while_draining() -> None:
 
 def test_requests_still_running_at_the_deadline_are_cancelled_with_503() -> None:
     async def main() -> None:
-        server = HTTPServer(slow_app)
+        gate = asyncio.Event()
+        server = HTTPServer(gated(gate))
         task = asyncio.create_task(server.start(context.background()))
         await server.ready.arecv_ok(timeout=WAIT)
         port = port_of(server)
         results: list[Any] = []
-        quick = [background_get(port, "/?d=0.05", results) for _ in range(3)]
+        quick = [background_get(port, "/?gate", results) for _ in range(3)]
         stuck = [background_get(port, f"/?d={WAIT * 3}", results) for _ in range(3)]
         await wait_until(lambda: server.statistics().active == 6)
         t0 = time.monotonic()
-        with context.with_timeout(context.background(), 1.0) as ctx:
-            await server.stop(ctx)
-        assert time.monotonic() - t0 < 1.0 + 0.5  # by the deadline, not after the handlers
+        with context.with_timeout(context.background(), 2.0) as ctx:
+            stopping = asyncio.create_task(server.stop(ctx))
+            await wait_until(lambda: server.statistics().state == "stopping")
+            gate.set()  # the quick ones finish within the deadline; the stuck ones cannot
+            await asyncio.wait_for(stopping, WAIT)
+        # Ended by the deadline, not by the stuck handlers (which would take WAIT * 3).
+        assert time.monotonic() - t0 < WAIT
         await asyncio.wait_for(task, WAIT)
         for t in quick + stuck:
             t.join(WAIT)

@@ -53,6 +53,34 @@ def areturning(err: BaseException | None) -> Any:
     return fn
 
 
+def in_start_order(g: errgroup.Group, errs: list[BaseException | None]) -> Any:
+    """Start functions returning ``errs`` in ``g``, concurrently, finishing in start order.
+
+    The i-th waits (bounded) until the i before it have finished: with all n
+    started, that is when at most n - i are active (a function's error is
+    recorded before it counts as finished).  So the first error of ``errs``
+    is the first error of the group, however the threads are scheduled.
+    """
+    n = len(errs)
+    all_started = threading.Event()
+
+    def make(i: int, err: BaseException | None) -> Any:
+        def fn() -> None:
+            assert all_started.wait(WAIT)
+            deadline = time.monotonic() + WAIT
+            while g.statistics().active > n - i:
+                assert time.monotonic() < deadline, f"function {i}: the ones before never finished"
+                time.sleep(0.001)
+            if err is not None:
+                raise err
+
+        return fn
+
+    for i, err in enumerate(errs):
+        g.go(make(i, err))
+    all_started.set()
+
+
 def first_error(errs: list[BaseException | None]) -> BaseException | None:
     return next((e for e in errs if e is not None), None)
 
@@ -109,8 +137,7 @@ def test_context_is_cancelled_after_wait_with_the_first_error_as_cause(
 ) -> None:
     g, ctx = errgroup.with_context(context.background())
     assert g.ctx is ctx
-    for err in errs:
-        g.go(returning(err))
+    in_start_order(g, errs)
     assert g.wait(timeout=WAIT) is first_error(errs)
     assert isinstance(ctx.err(), context.Canceled)
     want = first_error(errs)

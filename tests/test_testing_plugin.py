@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +34,16 @@ import sys
 sys.path.insert(0, {str(EXAMPLES)!r})
 import pytest
 from goconc.testing import Ignore
+
+def parked(name):
+    # Wait (bounded) until the goroutine called name is parked, so that the
+    # check sees it blocked however late its thread or task got to run.
+    import time
+    from goconc import runtime
+    deadline = time.monotonic() + 10
+    while not any(g.name == name and g.state == "blocked" for g in runtime.goroutines()):
+        assert time.monotonic() < deadline, name + " never parked"
+        time.sleep(0.005)
 """
 
 
@@ -55,6 +66,7 @@ pytestmark = pytest.mark.goconc_leaks(grace=0.5)
 def test_forgotten_sender():
     with pytest.raises(SearchCanceled):
         process_leaky("golang", timeout=0.01, search_delay=0.05)
+    parked("search sender")
 
 def test_sender_with_a_buffer_of_one():
     with pytest.raises(SearchCanceled):
@@ -62,6 +74,7 @@ def test_sender_with_a_buffer_of_one():
 
 def test_never_closed_channel():
     assert squares_leaky([1, 2, 3]) == [1, 4, 9]
+    parked("square worker")
 
 def test_closed_channel():
     assert squares_fixed([1, 2, 3]) == [1, 4, 9]
@@ -147,6 +160,7 @@ def test_ignored_by_name():
 @pytest.mark.goconc_leaks(ignore=[Ignore(function="_receive_one")])
 def test_ignored_by_function():
     leak()
+    parked("receiver")
 
 @pytest.mark.goconc_leaks(ignore=[Ignore(created_at="leak_channel.py")])
 def test_ignored_by_creation_site():
@@ -217,6 +231,7 @@ def test_async_tests_and_task_goroutines_are_checked(pytester: pytest.Pytester) 
     @pytest.mark.goconc_leaks(grace=0.2)
     def test_task_leak():
         runtime.go(forever, Chan())   # a task on the runtime loop, never ends
+        parked("forever")
 
     @pytest.mark.goconc_leaks(grace=0.2)
     def test_task_finishes():
@@ -240,12 +255,21 @@ def blocked() -> Iterator[runtime.Goroutine[tuple[int | None, bool]]]:
     """A goroutine blocked on a channel, released (and joined) after the test."""
     ch: Chan[int] = Chan()
     g = runtime.go_named("parked worker", ch.recv_ok)
+    wait_parked(g)
     yield g
     ch.close()
     g.join(timeout=WAIT)
 
 
 Blocked = runtime.Goroutine[tuple[int | None, bool]]
+
+
+def wait_parked(g: Blocked) -> None:
+    """Wait (bounded) until ``g`` is parked on its channel, so its stack shows ``recv_ok``."""
+    deadline = time.monotonic() + WAIT
+    while not any(i.id == g.id and i.state == "blocked" for i in runtime.goroutines()):
+        assert time.monotonic() < deadline, f"{g!r} never parked"
+        time.sleep(0.005)
 
 
 def only(g: Blocked) -> Callable[[runtime.GoroutineInfo], bool]:
@@ -326,7 +350,7 @@ def test_no_leaks_as_a_decorator() -> None:
 
 def test_the_grace_period_waits_for_finishing_goroutines() -> None:
     with no_leaks([foreign], grace=WAIT):
-        runtime.go(__import__("time").sleep, 0.05)
+        runtime.go(time.sleep, 0.05)
 
 
 def test_averify_none_lets_tasks_of_the_running_loop_finish() -> None:

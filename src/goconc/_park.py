@@ -269,10 +269,10 @@ def park(
     try:
         if timeout is None:
             lock.acquire()
-        elif not lock.acquire(timeout=min(timeout, _MAX_WAIT)):
-            if w._claim_self(TIMED_OUT):
-                return _outcome(w, ctx)
+        elif not lock.acquire(timeout=min(timeout, _MAX_WAIT)) and not w._claim_self(TIMED_OUT):
             lock.acquire()  # claimed by someone else just now: the signal is on its way
+        # (A timeout claimed above is reported by _outcome below, outside this try:
+        # raised in here, its TimeoutError would reach _abandon and abort twice.)
     except BaseException:  # KeyboardInterrupt or another asynchronous exception
         _abandon(w)
         raise
