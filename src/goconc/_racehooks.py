@@ -110,7 +110,7 @@ def chan_send(ch: object, cap: int, w: Any = None) -> None:
     pass
 
 
-def chan_recv(ch: object, cap: int) -> None:
+def chan_recv(ch: object, cap: int, w: Any = None) -> None:
     pass
 
 

@@ -197,6 +197,8 @@ class Chan(Generic[T]):
         """Deliver ``value`` now if possible (mu held); raise if closed."""
         if self._closed:
             raise ChanClosed(_SEND_CLOSED)
+        if _racehooks.enabled:
+            return self._offer_traced(value)
         # An empty deque is the common case: test it before calling into the queue.
         if self._recvq._q and self._recvq.wake_first(value, True) is not None:
             return True
@@ -208,6 +210,8 @@ class Chan(Generic[T]):
 
     def _take(self) -> Any:
         """Receive now if possible (mu held): the value, ``_CLOSED`` or ``_EMPTY``."""
+        if _racehooks.enabled:
+            return self._take_traced()
         buf = self._buf
         if buf:
             value = buf.popleft()
@@ -221,6 +225,52 @@ class Chan(Generic[T]):
             if entry is not None:
                 return entry[2]
         return _CLOSED if self._closed else _EMPTY
+
+    # The same hand-overs with the race detector's happens-before edges (Go's
+    # memory model): a send happens before the matching receive completes; on
+    # an unbuffered channel the receive also happens before the send
+    # completes; on a buffered one the k-th receive happens before the
+    # (k+cap)-th send completes (the buffer slots carry the clocks).  Waking a
+    # parked party passes the waker's clock to it (Waiter.complete).
+
+    def _offer_traced(self, value: T) -> bool:
+        cap, buf = self._cap, self._buf
+        if cap == 0:
+            entry = self._recvq.wake_first(value, True) if self._recvq._q else None
+            if entry is None:
+                return False
+            _racehooks.absorb(entry[0])
+            return True
+        if len(buf) >= cap:
+            return False  # (receivers park only while the buffer is empty)
+        _racehooks.chan_send(self, cap)
+        entry = self._recvq.wake_first(value, True) if self._recvq._q else None
+        if entry is None:
+            buf.append(value)
+        else:
+            _racehooks.chan_recv(self, cap, entry[0])  # as if through the buffer, like Go
+        return True
+
+    def _take_traced(self) -> Any:
+        cap, buf = self._cap, self._buf
+        if buf:
+            _racehooks.chan_recv(self, cap)
+            value = buf.popleft()
+            if self._sendq._q and len(buf) < cap:
+                entry = self._sendq.wake_first(None, True)
+                if entry is not None:
+                    _racehooks.chan_send(self, cap, entry[0])
+                    buf.append(entry[2])
+            return value
+        if self._sendq._q:
+            entry = self._sendq.wake_first(None, True)
+            if entry is not None:
+                _racehooks.absorb(entry[0])
+                return entry[2]
+        if self._closed:
+            _racehooks.chan_recv_closed(self)
+            return _CLOSED
+        return _EMPTY
 
     def _put_back(self, value: T) -> None:
         """Return a value taken by a receiver cancelled before it could resume."""
@@ -386,6 +436,8 @@ class Chan(Generic[T]):
             if self._closed:
                 raise ChanClosed(_CLOSE_CLOSED)
             self._closed = True
+            if _racehooks.enabled:
+                _racehooks.chan_close(self)
             self._recvq.wake_all(None, False)
             self._sendq.wake_all(None, False)
 

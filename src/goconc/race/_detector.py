@@ -225,18 +225,23 @@ def chan_send(ch: object, cap: int, w: Any = None) -> None:
         current().tick()
 
 
-def chan_recv(ch: object, cap: int) -> None:
-    """The current goroutine takes a value from the buffer of ``ch``."""
+def chan_recv(ch: object, cap: int, w: Any = None) -> None:
+    """A value leaves the buffer of ``ch`` (to the current goroutine or parked ``w``)."""
     if cap <= 0:
         return
-    g = current()
     with _lock:
         counts = _chan_counts.setdefault(id(ch), [0, 0])
         slot = _slots.setdefault((id(ch), counts[1] % cap), {})
         counts[1] += 1
-        _join(g.vc, slot)
-        _join(slot, g.vc)
-    g.tick()
+        if w is None:
+            g = current()
+            _join(g.vc, slot)
+            _join(slot, g.vc)
+        elif w.race_vc:
+            # The parked receiver acquires the slot through the waker's hand-off.
+            _join(slot, w.race_vc)
+    if w is None:
+        current().tick()
 
 
 def chan_close(ch: object) -> None:
