@@ -622,7 +622,7 @@ def test_watch_is_a_no_op_while_the_detector_is_off() -> None:
 
 
 def test_watch_rejects_builtins_with_a_pointer_to_shared(detector: io.StringIO) -> None:
-    with pytest.raises(TypeError, match="race.Shared"):
+    with pytest.raises(TypeError, match=r"race\.Shared"):
         race.watch({"a": 1})
 
 
