@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from time import monotonic
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from .._park import check_timeout
 
-__all__ = ["Deadline", "Locker", "SyncError"]
+__all__ = ["Deadline", "LockContext", "Locker", "SyncError"]
 
 
 class SyncError(RuntimeError):
@@ -32,6 +33,45 @@ class Locker(Protocol):
     def lock(self) -> None: ...
 
     def unlock(self) -> None: ...
+
+
+class LockContext:
+    """``with`` and ``async with`` for a lock: ``lock``/``alock`` on entry, ``unlock`` on exit."""
+
+    __slots__ = ()
+
+    def lock(self) -> None:
+        raise NotImplementedError
+
+    async def alock(self) -> None:
+        raise NotImplementedError
+
+    def unlock(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.lock()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unlock()
+
+    async def __aenter__(self) -> Self:
+        await self.alock()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unlock()
 
 
 class Deadline:

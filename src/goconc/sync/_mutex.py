@@ -61,13 +61,12 @@ from __future__ import annotations
 
 import _thread
 from time import monotonic
-from types import TracebackType
 from typing import Final, cast
 
 from .. import _racehooks
 from .._park import Ctx, Waiter, WaitQueue, apark, park
 from . import _stats
-from ._common import Deadline, SyncError
+from ._common import Deadline, LockContext, SyncError
 from ._stats import MutexStatistics
 
 __all__ = ["Mutex"]
@@ -81,7 +80,7 @@ _HANDOFF: Final = 1  # an unlock handed it the lock (still held): it owns the mu
 _WOKEN: Final = 2  # normal mode: an unlock released the lock and woke it to compete
 
 
-class Mutex:
+class Mutex(LockContext):
     """A mutual exclusion lock for threads and asyncio tasks alike.
 
     ``lock()`` blocks the calling thread, ``await alock()`` suspends the
@@ -239,30 +238,6 @@ class Mutex:
             if not self._held.locked():
                 raise SyncError("sync: unlock of unlocked mutex")
             self._pass_on(monotonic())
-
-    def __enter__(self) -> Mutex:
-        self.lock()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unlock()
-
-    async def __aenter__(self) -> Mutex:
-        await self.alock()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unlock()
 
     def statistics(self) -> MutexStatistics:
         """A snapshot of the mutex's state and contention counters."""

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import _thread
 from time import monotonic
-from types import TracebackType
 from typing import Final, cast
 
 from .. import _racehooks
 from .._park import Ctx, Waiter, WaitQueue, apark, park
 from . import _stats
-from ._common import Deadline, SyncError
+from ._common import Deadline, LockContext, SyncError
 from ._mutex import STARVATION_THRESHOLD
 from ._stats import RWMutexStatistics
 
@@ -51,7 +50,7 @@ _GRANTED: Final = 1  # an unlocking writer admitted it: it holds a read lock
 _WOKEN: Final = 2  # an unlocking writer woke it to try again
 
 
-class RWMutex:
+class RWMutex(LockContext):
     """A reader/writer mutual exclusion lock for threads and asyncio tasks alike.
 
     ``rlock``/``runlock`` take and release a read lock, ``lock``/``unlock``
@@ -265,30 +264,6 @@ class RWMutex:
         """A Locker whose ``lock``/``unlock`` (and ``alock``) take and release a read lock."""
         return RLocker(self)
 
-    def __enter__(self) -> RWMutex:
-        self.lock()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unlock()
-
-    async def __aenter__(self) -> RWMutex:
-        await self.alock()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.unlock()
-
     def statistics(self) -> RWMutexStatistics:
         """A snapshot of the lock's state and contention counters."""
         with self._mu:
@@ -440,7 +415,7 @@ class _WriteOp:
         self.rw.unlock()  # granted, but cancelled before resuming
 
 
-class RLocker:
+class RLocker(LockContext):
     """The read side of an :class:`RWMutex` as a Locker (``RWMutex.rlocker()``)."""
 
     __slots__ = ("_rw",)
@@ -461,28 +436,4 @@ class RLocker:
 
     def unlock(self) -> None:
         """``runlock`` of the RWMutex."""
-        self._rw.runlock()
-
-    def __enter__(self) -> RLocker:
-        self._rw.rlock()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._rw.runlock()
-
-    async def __aenter__(self) -> RLocker:
-        await self._rw.arlock()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self._rw.runlock()
