@@ -143,7 +143,14 @@ if __name__ != "__main__":
         "us/item",
         description="20,000 items through a function that does nothing, at most 8 at a time, "
         "order kept: goconc.patterns.parallel_map against ThreadPoolExecutor.map.",
-        targets=(Target("ThreadPoolExecutor.map", 1.0, "cheaper than ThreadPoolExecutor.map"),),
+        targets=(
+            Target(
+                "ThreadPoolExecutor.map",
+                1.0,
+                "cheaper than ThreadPoolExecutor.map",
+                source="self-set",
+            ),
+        ),
     )
     case("parallel_map overhead (threads)", "goconc")(goconc_threads)
     case("parallel_map overhead (threads)", "ThreadPoolExecutor.map")(threadpool_map)
@@ -152,7 +159,14 @@ if __name__ != "__main__":
         "us/item",
         description="The same with coroutines: aparallel_map against asyncio.gather with an "
         "asyncio.Semaphore(8).",
-        targets=(Target("asyncio.gather+Semaphore", 1.0, "cheaper than gather + Semaphore"),),
+        targets=(
+            Target(
+                "asyncio.gather+Semaphore",
+                1.0,
+                "cheaper than gather + Semaphore",
+                source="self-set",
+            ),
+        ),
     )
     case("parallel_map overhead (tasks)", "goconc")(goconc_asyncio)
     case("parallel_map overhead (tasks)", "asyncio.gather+Semaphore")(gather_semaphore)

@@ -21,7 +21,12 @@ workload(
     "until it is closed, then all are released and joined; the peer is bare asyncio tasks "
     "waiting on an asyncio.Event.  Memory is measured in a second pass with tracemalloc.",
     targets=(
-        Target("asyncio tasks", 1.5, "at most 1.5x the time of bare asyncio tasks"),
+        Target(
+            "asyncio tasks",
+            1.5,
+            "at most 1.5x the time of bare asyncio tasks",
+            source="issue 2",
+        ),
         Target(
             "",
             0,
@@ -29,6 +34,7 @@ workload(
             metric="bytes/goroutine",
             absolute=2048.0,
             lower_is_better=True,
+            source="issue 2",
         ),
     ),
 )
@@ -106,7 +112,14 @@ workload(
     "us/goroutine",
     description="2,000 plain callables started as goroutines and joined, 16 at a time: "
     "goconc reuses idle OS threads; the peer starts a threading.Thread for each.",
-    targets=(Target("threading.Thread", 1.0, "cheaper than Thread.start() + join()"),),
+    targets=(
+        Target(
+            "threading.Thread",
+            1.0,
+            "cheaper than Thread.start() + join()",
+            source="self-set",
+        ),
+    ),
 )
 
 
@@ -151,7 +164,14 @@ workload(
     description="A tree of 100,000 contexts (about ten children per node) is cancelled at the "
     "root; timed until every node reports done.  The peer cancels a tree of 100,000 asyncio "
     "tasks held by nested TaskGroups and waits for the root.",
-    targets=(Target("asyncio TaskGroup tree", 0.5, "at most half the time of asyncio"),),
+    targets=(
+        Target(
+            "asyncio TaskGroup tree",
+            0.5,
+            "at most half the time of asyncio",
+            source="issue 2",
+        ),
+    ),
 )
 
 

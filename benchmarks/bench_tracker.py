@@ -374,6 +374,7 @@ if __name__ != "__main__":
                     f"WaitGroup per event ({_sink})",
                     1.0,
                     "the tracker delivers faster than goroutine-per-event",
+                    source="self-set",
                 ),
             ),
         )

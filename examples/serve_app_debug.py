@@ -56,7 +56,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
-from goconc import Chan, runtime
+from goconc import Chan, runtime, select
 from goconc import app as goapp
 from goconc import time as gtime
 from goconc.runtime import go_named
@@ -109,8 +109,11 @@ def _report(done: Chan[Ended], name: str, run: Callable[[], object]) -> None:
         done.send((name, None))
 
 
-def run_servers(app_port: int, debug_port: int, run_for: float) -> list[Ended]:
-    """Run both servers until one ends or ``run_for`` seconds pass; then stop both."""
+def run_servers(
+    app_port: int, debug_port: int, run_for: float, until: Chan[None] | None = None
+) -> list[Ended]:
+    """Run both servers until one ends, ``until`` is closed or ``run_for`` seconds pass;
+    then stop both."""
     done: Chan[Ended] = Chan(2)  # room for both: a reporting goroutine never blocks
     stop: Chan[None] = Chan()
     debug = partial(serve, "debug", debug_port, _DebugHandler, stop)
@@ -119,7 +122,9 @@ def run_servers(app_port: int, debug_port: int, run_for: float) -> list[Ended]:
     go_named("serveApp", _report, done, "app", app)
     ended: list[Ended] = []
     try:
-        ended.append(done.recv(timeout=run_for))  # the first server to end...
+        sel = select(done, until, timeout=run_for)  # (a None case is never chosen)
+        if sel.index == 0:
+            ended.append(sel.value)  # the first server to end...
     except TimeoutError:
         pass  # ...or time to shut down
     stop.close()  # stops whichever is still serving
@@ -174,22 +179,33 @@ def _get(port: int) -> str:
         return body.decode()
 
 
+def _get_when_listening(port: int, bound: float = 10.0) -> str:
+    """``_get``, retried while the server is not listening yet (at most ``bound`` seconds)."""
+    deadline = time.monotonic() + bound
+    while True:
+        try:
+            return _get(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def main(run_for: float = 0.3) -> dict[str, object]:
-    print("-- both servers up, stopped after a while:")
+    print("-- both servers up, stopped once a client got its replies:")
     app_port, debug_port = _free_port(), _free_port()
     replies: list[str] = []
+    served: Chan[None] = Chan()  # closed by the client when it is done
 
     def client() -> None:
-        for _ in range(100):
-            try:
-                replies.append(_get(app_port).strip())
-                replies.append(_get(debug_port).splitlines()[0])
-                return
-            except OSError:
-                time.sleep(0.01)  # not listening yet
+        try:
+            replies.append(_get_when_listening(app_port).strip())
+            replies.append(_get_when_listening(debug_port).splitlines()[0])
+        finally:
+            served.close()
 
     c = go_named("client", client)
-    clean = run_servers(app_port, debug_port, run_for)
+    clean = run_servers(app_port, debug_port, run_for=30.0, until=served)
     c.join()
     print(f"client got: {replies}")
 

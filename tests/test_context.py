@@ -533,7 +533,7 @@ def test_a_parent_cancel_wakes_waiters_on_every_descendant() -> None:
     threads = [threading.Thread(target=waiter, args=(c,)) for c in leaves]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    wait_until(lambda: ch.statistics().receivers_waiting == 8)  # all parked
     cancel()
     for t in threads:
         t.join(WAIT)

@@ -31,6 +31,9 @@ from goconc.registry import FileRegistry, from_url
 START = 60.0
 STOP_TIMEOUT = 10.0
 IN_FLIGHT = 200
+# How long each of those requests takes: all of them must be seen in flight before the
+# first one is answered (that took up to about 1 s on a loaded machine).
+DELAY = 3.0
 
 
 @dataclass
@@ -158,7 +161,7 @@ def test_the_demo_serves_registers_and_drains_200_requests_in_flight_on_sigterm(
         assert info["statistics"]["tracker:demo"]["accepted"] >= 5
         served_before = 5
 
-        # 200 requests in flight (each answered after 2 s), then SIGTERM.
+        # 200 requests in flight (each answered after DELAY s), then SIGTERM.
         port = int(demo.app.rsplit(":", 1)[1])
 
         def in_flight() -> int:
@@ -167,7 +170,7 @@ def test_the_demo_serves_registers_and_drains_200_requests_in_flight_on_sigterm(
 
         async def load() -> tuple[list[int | BaseException], float, int | None]:
             tasks = [
-                asyncio.create_task(raw_get("127.0.0.1", port, "/hello?delay=2"))
+                asyncio.create_task(raw_get("127.0.0.1", port, f"/hello?delay={DELAY:g}"))
                 for _ in range(IN_FLIGHT)
             ]
             await asyncio.to_thread(wait_for, lambda: in_flight() == IN_FLIGHT)

@@ -69,8 +69,8 @@ def test_search_timeout_script_shows_the_blocked_sender() -> None:
 
 def test_search_timeout_fixed_version_leaves_nothing() -> None:
     m = load("search_timeout")
-    with pytest.raises(m.SearchCanceled):
-        m.process_fixed("golang", timeout=0.01, search_delay=0.05)
+    with pytest.raises(m.SearchCanceled):  # the search takes 25 times the timeout
+        m.process_fixed("golang", timeout=0.01, search_delay=0.25)
     assert m.process_fixed("go", timeout=WAIT, search_delay=0) == "record for 'go'"
 
 
@@ -80,6 +80,8 @@ def test_serve_app_debug_one_failing_server_stops_the_other() -> None:
     assert sorted(r["failed"]) == [("app", False), ("debug", True)]
     assert r["replies"][0] == "Hello, QCon!"
     assert r["replies"][1].startswith("goroutine ")
+    assert r["app_clean"] is None
+    assert isinstance(r["app_failed"], OSError)
 
 
 def test_errgroup_rpcs_first_error_wins_and_the_limit_holds() -> None:

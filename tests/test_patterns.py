@@ -85,13 +85,18 @@ def test_with_timeout_raises_deadline_exceeded_and_the_call_stops_through_its_ct
 
 
 def test_with_timeout_never_leaves_the_late_sender_blocked() -> None:
+    release = threading.Event()
+
     def ignores_ctx(ctx: context.Context) -> str:
-        time.sleep(0.05)  # does not look at ctx: finishes late
+        release.wait(WAIT)  # does not look at ctx: finishes after the caller gave up
         return "late"
 
     # the late goroutine delivers into its buffer and exits
     with no_leaks(), pytest.raises(TimeoutError):
-        with_timeout(0.005, ignores_ctx)
+        try:
+            with_timeout(0.005, ignores_ctx)
+        finally:
+            release.set()
 
 
 def test_with_timeout_propagates_the_call_error() -> None:

@@ -61,21 +61,25 @@ EXAMPLE_TESTS = """
 from leak_channel import squares_fixed, squares_leaky
 from search_timeout import SearchCanceled, process_fixed, process_leaky
 
-pytestmark = pytest.mark.goconc_leaks(grace=0.5)
+# The leaky tests wait until their goroutine is parked for good, so a short grace does;
+# the fixed ones get a long one, which their goroutines end well within.
+pytestmark = pytest.mark.goconc_leaks(grace=0.2)
 
 def test_forgotten_sender():
     with pytest.raises(SearchCanceled):
-        process_leaky("golang", timeout=0.01, search_delay=0.05)
+        process_leaky("golang", timeout=0.01, search_delay=0.25)
     parked("search sender")
 
+@pytest.mark.goconc_leaks(grace=10)
 def test_sender_with_a_buffer_of_one():
     with pytest.raises(SearchCanceled):
-        process_fixed("golang", timeout=0.01, search_delay=0.05)
+        process_fixed("golang", timeout=0.01, search_delay=0.25)
 
 def test_never_closed_channel():
     assert squares_leaky([1, 2, 3]) == [1, 4, 9]
     parked("square worker")
 
+@pytest.mark.goconc_leaks(grace=10)
 def test_closed_channel():
     assert squares_fixed([1, 2, 3]) == [1, 4, 9]
 """

@@ -67,6 +67,10 @@ from typing import Any, Final, Protocol
 
 from . import _racehooks
 
+_get_running_loop = events._get_running_loop
+_get_ident = _thread.get_ident
+_get_running_loop_strict = events.get_running_loop
+
 __all__ = [
     "CANCELLED",
     "CTX_DONE",
@@ -170,7 +174,9 @@ class Waiter:
 
         Returns False (and changes nothing) if it was already claimed.
         """
-        with self._mu:
+        mu = self._mu
+        mu.acquire()  # (not `with`: on this hot path the difference is measurable)
+        try:
             if self.state != WAITING:
                 return False
             self.state = DONE
@@ -180,7 +186,15 @@ class Waiter:
             if _racehooks.enabled:
                 _racehooks.handoff(self)
             sig = self._sig
-        if sig is not None:
+            loop = self._loop
+        finally:
+            mu.release()
+        if sig is None:
+            pass  # not parked yet: the owner sees DONE when it tries to
+        elif loop is not None and loop._thread_id == _get_ident():  # type: ignore[attr-defined]
+            if not sig.done():  # the common case: a task woken from its own loop
+                sig.set_result(None)
+        else:
             self._signal(sig)
         return True
 
@@ -222,6 +236,13 @@ class Waiter:
                 loop.call_soon_threadsafe(_resolve, sig)
             except RuntimeError:
                 pass  # the loop is closed: no task is left to wake
+
+
+def task_waiter(op: Op, value: Any = None, data: Any = None) -> Waiter:
+    w = Waiter(op, value, data)
+    loop = w._loop = _get_running_loop_strict()
+    w._sig = loop.create_future()
+    return w
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -288,23 +309,31 @@ async def apark(
     ctx: Ctx | None = None,
     value: Any = None,
     data: Any = None,
+    *,
+    waiter: Waiter | None = None,
 ) -> Waiter:
     """Run ``op`` from an asyncio task, suspending the task until it completes.
 
     As :func:`park`; if the task is cancelled while parked, the operation is
     undone (or never happened) and ``CancelledError`` propagates.
     """
-    check_timeout(timeout)
-    raise_if_done(ctx)
-    w = Waiter(op, value, data)
-    if op.begin(w):
-        return _completed(w)
-    loop = events.get_running_loop()
-    fut = loop.create_future()
-    if not w._install(fut, loop):
-        return _outcome(w, ctx)
+    if waiter is None:
+        if timeout is not None or ctx is not None:
+            check_timeout(timeout)
+            raise_if_done(ctx)
+        w = Waiter(op, value, data)
+        if op.begin(w):
+            return _completed(w)
+        loop = _get_running_loop_strict()
+        fut = loop.create_future()
+        if not w._install(fut, loop):
+            return _outcome(w, ctx)
+    else:
+        w = waiter
+        fut = w._sig
+        loop = w._loop
     timer = None if timeout is None else loop.call_later(timeout, w.interrupt, TIMED_OUT)
-    token = _watch(ctx, w)
+    token = None if ctx is None else _watch(ctx, w)
     try:
         await fut
     except BaseException:
@@ -315,6 +344,8 @@ async def apark(
             timer.cancel()
         if token is not None:
             ctx._remove_waiter(token)  # type: ignore[union-attr]
+    if w.state == DONE and w.race_hb is None:  # _outcome's common case, inline
+        return w
     return _outcome(w, ctx)
 
 

@@ -21,7 +21,8 @@ seen by it or replaced by a later store.  A loaded snapshot must be treated
 as immutable: mutating it in place is a data race, exactly as in Go.
 
 Happens-before (goconc.race): a store (or swap, successful CAS, add,
-update) releases the atomic; a load acquires it.
+update) releases the atomic; a load (and every swap, CAS and add) acquires
+it, after reading the value, so that it acquires at least the store it read.
 
 Threads and asyncio alike (nothing here blocks on anything but a write
 lock held for a few bytecodes)::
@@ -81,9 +82,10 @@ class Value(Generic[T]):
 
     def load(self) -> T | None:
         """The value last stored, or None if there was none.  Never blocks."""
+        v = self._v
         if _racehooks.enabled:
-            _racehooks.acquire(self)
-        return self._v
+            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
+        return v
 
     def store(self, value: T) -> None:
         """Replace the value.  Raises ``TypeError`` for None or a different type."""
@@ -121,6 +123,8 @@ class Value(Generic[T]):
                 self._check(new)  # raises
             cur = self._v
             if not (cur is old or (cur is not None and old is not None and bool(cur == old))):
+                if _racehooks.enabled:
+                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
                 return False
             self._check(new)
             if _racehooks.enabled:
@@ -165,9 +169,10 @@ class Int:
 
     def load(self) -> int:
         """The current value.  Never blocks."""
+        v = self._v
         if _racehooks.enabled:
-            _racehooks.acquire(self)
-        return self._v
+            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
+        return v
 
     def store(self, value: int) -> None:
         """Set the value."""
@@ -202,6 +207,8 @@ class Int:
         _check_int(new, "new")
         with self._mu:
             if self._v != old:
+                if _racehooks.enabled:
+                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
                 return False
             if _racehooks.enabled:
                 _racehooks.release(self)
@@ -232,9 +239,10 @@ class Bool:
 
     def load(self) -> bool:
         """The current value.  Never blocks."""
+        v = self._v
         if _racehooks.enabled:
-            _racehooks.acquire(self)
-        return self._v
+            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
+        return v
 
     def store(self, value: bool) -> None:
         """Set the value."""
@@ -259,6 +267,8 @@ class Bool:
         _check_bool(new, "new")
         with self._mu:
             if self._v is not old:
+                if _racehooks.enabled:
+                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
                 return False
             if _racehooks.enabled:
                 _racehooks.release(self)
@@ -299,9 +309,10 @@ class CopyOnWrite(Generic[T]):
 
     def load(self) -> T:
         """The current snapshot.  Never blocks; treat it as immutable."""
+        v = self._v
         if _racehooks.enabled:
-            _racehooks.acquire(self)
-        return self._v
+            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
+        return v
 
     def store(self, value: T) -> None:
         """Replace the snapshot."""

@@ -70,7 +70,7 @@ from threading import Lock
 from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from . import _racehooks
-from ._park import Ctx, Waiter, WaitQueue, apark, check_timeout, park, raise_if_done
+from ._park import Ctx, Waiter, task_waiter, WaitQueue, apark, check_timeout, park, raise_if_done
 
 __all__ = [
     "Chan",
@@ -308,7 +308,9 @@ class Chan(Generic[T]):
         if timeout is not None or ctx is not None:
             check_timeout(timeout)
             raise_if_done(ctx)
-        with self._mu:
+        mu = self._mu
+        mu.acquire()
+        try:
             # The common buffered case inline (it is a measurable share of a
             # task's send); _offer has the whole logic, and the only one once
             # the race detector is on.  No receiver waits on a non-empty buffer.
@@ -318,7 +320,11 @@ class Chan(Generic[T]):
                 return
             if self._offer(value):
                 return
-        if not (await apark(_SEND, timeout, ctx, value, self)).ok:
+            w = task_waiter(_SEND, value, self)
+            self._sendq.push(w, 0, value)
+        finally:
+            mu.release()
+        if not (await apark(_SEND, timeout, ctx, waiter=w)).ok:
             raise ChanClosed(_SEND_CLOSED)
 
     def try_send(self, value: T) -> bool:
@@ -361,13 +367,20 @@ class Chan(Generic[T]):
         if timeout is not None or ctx is not None:
             check_timeout(timeout)
             raise_if_done(ctx)
-        with self._mu:
+        mu = self._mu
+        mu.acquire()
+        try:
             buf = self._buf
             if buf and not self._sendq._q and not _racehooks.enabled:  # as in asend
                 return buf.popleft()
             value = self._take()
+            if value is _EMPTY:
+                w = task_waiter(_RECV, None, self)
+                self._recvq.push(w)
+        finally:
+            mu.release()
         if value is _EMPTY:
-            w = await apark(_RECV, timeout, ctx, None, self)
+            w = await apark(_RECV, timeout, ctx, waiter=w)
             if w.ok:
                 return w.value  # type: ignore[no-any-return]
         elif value is not _CLOSED:

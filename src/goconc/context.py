@@ -336,6 +336,8 @@ class _CancelCtx(Context):
                     d = self._done = (
                         _shared_done("closed") if self._err is not None else _DoneChan()
                     )
+        if _racehooks.enabled and self._err is not None:
+            _racehooks.acquire(self)  # (its done may be the shared closed channel)
         return d
 
     def err(self) -> BaseException | None:
@@ -355,6 +357,8 @@ class _CancelCtx(Context):
     def _add_waiter(self, fn: Callable[[], object]) -> object | None:
         with self._mu:
             if self._err is not None:
+                if _racehooks.enabled:
+                    _racehooks.acquire(self)  # the caller observes the end
                 return None
             w = self._waiters
             if w is None:
@@ -387,6 +391,8 @@ class _CancelCtx(Context):
                 self._pc = p
                 return
             cause_ = p._cause
+        if _racehooks.enabled:
+            _racehooks.acquire(p)  # the parent's end happens before this child's
         self._cancel(err, cause_, detach=False)
 
     def _end(
@@ -711,6 +717,8 @@ def cause(ctx: Context) -> BaseException | None:
         err, cause_ = c._err, c._cause
     if err is None:
         return None
+    if _racehooks.enabled:
+        _racehooks.acquire(c)
     return cause_ if cause_ is not None else err()
 
 

@@ -250,6 +250,8 @@ class Group:
 
     def _start(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Run ``fn`` in a goroutine; the caller has taken a slot for it."""
+        if _racehooks.enabled and self._limit >= 0:
+            _racehooks.acquire(self)  # a freed slot: the k-th end before the (k+limit)-th start
         try:
             run = self._run_async if _is_coroutine_function(fn) else self._run
             _runtime.go_named(_describe(fn), run, fn, args, kwargs)

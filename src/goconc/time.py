@@ -37,7 +37,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final
 
-from . import _timers
+from . import _racehooks, _timers
 from ._park import Ctx, Waiter, apark, park
 from ._timers import TimerStatistics
 from .chan import Chan, ChanClosed
@@ -242,11 +242,15 @@ class Timer:
         self._handle: _timers.Handle | None = None  # guarded by _mu: the current schedule
 
     def _start(self, seconds: float) -> None:  # _mu held
+        if _racehooks.enabled:
+            _racehooks.release(self)  # setting the timer happens before fn runs
         self._handle = _timers.call_at(_time.monotonic() + seconds, self._fire)
 
     def _fire(self) -> None:
         from .runtime import go
 
+        if _racehooks.enabled:
+            _racehooks.acquire(self)
         go(self._fn)
 
     def stop(self) -> bool:

@@ -116,29 +116,35 @@ def test_handoffs_racing_idle_expiry_never_lose_a_goroutine() -> None:
 
 def test_snapshots_and_dumps_under_churn_never_fail() -> None:
     stop = threading.Event()
+    batches = [0, 0, 0]  # batches of 30 goroutines each churner has started and joined
 
-    def churn() -> int:
+    def churn(k: int) -> int:
         n = 0
         while not stop.is_set():
             gs: list[Any] = spawn_mix(30, n)
             for _, g in gs:
                 g.join(WAIT)
             n += 30
+            batches[k] += 1
         return n
 
-    churners = [go(churn) for _ in range(3)]
-    deadline = time.monotonic() + 1.5
+    churners = [go(churn, k) for k in range(3)]
+    # Look until every churner has churned a while and many looks were taken meanwhile
+    # (counts, not a duration: the same work however fast the machine is).
+    deadline = time.monotonic() + WAIT * 3
     looks = 0
-    while time.monotonic() < deadline:
-        for i in runtime.goroutines():
-            assert i.state in ("running", "blocked", "done")
-            assert i.kind in ("thread", "task")
-        runtime.dump()
-        runtime.statistics()
-        looks += 1
-    stop.set()
+    try:
+        while looks < 300 or min(batches) < 20:
+            assert time.monotonic() < deadline, f"{looks} looks, churned {batches}"
+            for i in runtime.goroutines():
+                assert i.state in ("running", "blocked", "done")
+                assert i.kind in ("thread", "task")
+            runtime.dump()
+            runtime.statistics()
+            looks += 1
+    finally:
+        stop.set()
     assert all(c.join(WAIT) > 0 for c in churners)
-    assert looks > 0
 
 
 def test_no_goroutine_is_lost_when_many_threads_call_go_at_once() -> None:

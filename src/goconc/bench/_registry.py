@@ -30,6 +30,7 @@ class Target:
     impl: str = "goconc"
     absolute: float | None = None  # a bound on the figure itself, when peer == ""
     lower_is_better: bool | None = None  # for ``metric``; None: as the workload's metric
+    source: str = ""  # where the promise was made ("issue 2"), shown in the targets table
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Case:
     fn: CaseFn | None  # None for a Go case (run by the Go binary)
     requires: tuple[str, ...] = ()
     go_name: str = ""
+
+    @property
+    def is_go(self) -> bool:
+        """Whether the case is a workload of ``benchmarks/go`` (run with ``--go``)."""
+        return self.fn is None
 
 
 @dataclass
@@ -50,6 +56,11 @@ class Workload:
     module: str
     targets: tuple[Target, ...] = ()
     cases: dict[str, Case] = field(default_factory=dict)
+    #: Repetitions in ``--quick`` mode when fewer than the harness's (0: the harness's).
+    quick_reps: int = 0
+    #: Whether the worker first runs the case once, small, unmeasured.  Off for long
+    #: experiments that measure no throughput (a warm-up would only cost time).
+    warmup: bool = True
 
 
 WORKLOADS: dict[str, Workload] = {}
@@ -63,9 +74,24 @@ def workload(
     lower_is_better: bool = True,
     description: str = "",
     targets: tuple[Target, ...] = (),
+    quick_reps: int = 0,
+    warmup: bool = True,
 ) -> Workload:
-    """Declare a workload: what is measured, in which unit, and what is promised."""
-    w = Workload(name, metric, lower_is_better, description, _current_module[0], targets)
+    """Declare a workload: what is measured, in which unit, and what is promised.
+
+    ``quick_reps`` caps the repetitions of a long, time-based experiment in
+    ``--quick`` mode; ``warmup=False`` skips the unmeasured first run.
+    """
+    w = Workload(
+        name,
+        metric,
+        lower_is_better,
+        description,
+        _current_module[0],
+        targets,
+        quick_reps=quick_reps,
+        warmup=warmup,
+    )
     WORKLOADS[name] = w
     return w
 
@@ -86,9 +112,10 @@ def case(
     return register
 
 
-def go_case(workload_name: str, go_name: str) -> None:
-    """The same workload written in Go (benchmarks/go), run with ``--go``."""
-    WORKLOADS[workload_name].cases["go"] = Case(workload_name, "go", None, (), go_name)
+def go_case(workload_name: str, go_name: str, impl: str = "Go") -> None:
+    """The same workload written in Go (``benchmarks/go``, ``-workload go_name``),
+    run with ``--go``; ``impl`` names it in the table when a workload has several."""
+    WORKLOADS[workload_name].cases[impl] = Case(workload_name, impl, None, (), go_name)
 
 
 def missing(requires: tuple[str, ...]) -> list[str]:

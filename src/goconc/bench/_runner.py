@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ._registry import WORKLOADS, Workload, missing
 
@@ -33,6 +33,7 @@ class Result:
     reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)  # medians
     samples: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the case (its worker process, warm-up included)
 
 
 def benchmarks_dir() -> Path:
@@ -68,9 +69,11 @@ def _worker(module: str, workload_name: str, impl: str, scale: float, reps: int)
     from . import _registry
 
     _load(Path(module), _registry)
-    fn = WORKLOADS[workload_name].cases[impl].fn
+    w = WORKLOADS[workload_name]
+    fn = w.cases[impl].fn
     assert fn is not None
-    fn(scale * 0.1)  # warm-up: imports, caches, the runtime's threads
+    if w.warmup:
+        fn(scale * 0.1)  # warm-up: imports, caches, the runtime's threads
     samples = [fn(scale) for _ in range(reps)]
     print(json.dumps(samples))
     return 0
@@ -87,25 +90,33 @@ def _run_case(python: str, w: Workload, impl: str, scale: float, reps: int) -> R
         return Result(label, w.name, impl, "skipped", f"not installed: {', '.join(lacking)}")
     cmd = [python, "-m", "goconc.bench", "--worker", w.module, w.name, impl]
     cmd += ["--scale", str(scale), "--reps", str(reps)]
+    started = time.perf_counter()
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=_CASE_TIMEOUT, env=_worker_env()
         )
     except subprocess.TimeoutExpired:
         return Result(label, w.name, impl, "failed", f"timed out after {_CASE_TIMEOUT:.0f}s")
+    seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        if "ModuleNotFoundError" in proc.stderr:
-            return Result(label, w.name, impl, "skipped", tail)
-        return Result(label, w.name, impl, "failed", tail)
-    samples = json.loads(proc.stdout.strip().splitlines()[-1])
-    return _result(label, w.name, impl, samples)
+        status = "skipped" if "ModuleNotFoundError" in proc.stderr else "failed"
+        return Result(label, w.name, impl, status, tail, seconds=seconds)
+    return _result(label, w.name, impl, proc.stdout, seconds)
 
 
-def _result(label: str, workload: str, impl: str, samples: list[dict[str, float]]) -> Result:
-    keys = samples[0].keys() if samples else ()
-    medians = {k: statistics.median(s[k] for s in samples) for k in keys}
-    return Result(label, workload, impl, "ok", "", medians, samples)
+def _result(label: str, workload: str, impl: str, stdout: str, seconds: float) -> Result:
+    """The medians of the samples a worker printed (a JSON list, its last line)."""
+    lines = stdout.strip().splitlines()
+    try:
+        samples: list[dict[str, float]] = json.loads(lines[-1]) if lines else []
+    except ValueError:
+        samples = []
+    if not samples:
+        return Result(label, workload, impl, "failed", "no figures printed", seconds=seconds)
+    keys = samples[0].keys()
+    medians = {k: statistics.median(s[k] for s in samples if k in s) for k in keys}
+    return Result(label, workload, impl, "ok", "", medians, samples, seconds)
 
 
 def _worker_env() -> dict[str, str]:
@@ -115,13 +126,22 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+_labels: dict[str, str] = {}
+
+
 def _interp_label(python: str) -> str:
+    """``CPython 3.13.5t``: implementation, version, ``t`` for a free-threaded build."""
     if python == sys.executable:
         return _this_interpreter()
-    out = subprocess.run(
-        [python, "-c", _LABEL_CODE], capture_output=True, text=True, timeout=60
-    ).stdout.strip()
-    return out or python
+    if python not in _labels:
+        try:
+            out = subprocess.run(
+                [python, "-c", _LABEL_CODE], capture_output=True, text=True, timeout=60
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        _labels[python] = out or python
+    return _labels[python]
 
 
 _LABEL_CODE = (
@@ -159,16 +179,19 @@ def _build_go(directory: Path) -> tuple[str | None, str]:
     return str(out), (version[2] if len(version) > 2 else "go")
 
 
-def _run_go(binary: str, w: Workload, scale: float, reps: int, label: str) -> Result:
-    c = w.cases["go"]
+def _run_go(binary: str, w: Workload, impl: str, scale: float, reps: int, label: str) -> Result:
+    c = w.cases[impl]
     cmd = [binary, "-workload", c.go_name, "-scale", str(scale), "-reps", str(reps)]
+    started = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_CASE_TIMEOUT)
     except subprocess.TimeoutExpired:
-        return Result(label, w.name, "go", "failed", "timed out")
+        return Result(label, w.name, impl, "failed", f"timed out after {_CASE_TIMEOUT:.0f}s")
+    seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        return Result(label, w.name, "go", "failed", proc.stderr.strip()[-200:])
-    return _result(label, w.name, "go", json.loads(proc.stdout.strip().splitlines()[-1]))
+        reason = proc.stderr.strip()[-200:] or f"exit status {proc.returncode}"
+        return Result(label, w.name, impl, "failed", reason, seconds=seconds)
+    return _result(label, w.name, impl, proc.stdout, seconds)
 
 
 # -- main --------------------------------------------------------------------------------
@@ -179,15 +202,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smaller runs: the suite in minutes")
     p.add_argument("--only", action="append", default=[], help="workloads whose name contains this")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
-    p.add_argument("--plot", metavar="DIR", help="write PNG charts (matplotlib)")
-    p.add_argument("--markdown", metavar="PATH", help="regenerate the tables in this file")
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write PNG charts (matplotlib) into DIR; with --markdown they are linked "
+        "relative to the Markdown file, so DIR should be committed with it (docs/bench)",
+    )
+    p.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="regenerate the part of this file between its markers (BENCHMARKS.md)",
+    )
     p.add_argument("--go", action="store_true", help="also build and run benchmarks/go")
     p.add_argument(
         "--python",
         action="append",
         default=[],
         metavar="PATH",
-        help="also run the Python cases with this interpreter (repeatable)",
+        help="also run the Python cases with this interpreter (repeatable); it must be "
+        "able to import goconc's dependencies (the source tree is put on its path)",
     )
     p.add_argument("--reps", type=int, default=0, help="repetitions per case (median taken)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
@@ -195,7 +228,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--worker", nargs=3, metavar=("MODULE", "WORKLOAD", "IMPL"), help=argparse.SUPPRESS
     )
     p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.reps < 0:
+        p.error("--reps must be >= 0")
+    return args
+
+
+#: The size of a ``--quick`` run, as each case's ``scale``; and the repetitions.
+QUICK_SCALE: Final = 0.25
+QUICK_REPS: Final = 3
+FULL_REPS: Final = 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,63 +259,83 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.list:
         for w in selected:
-            print(f"{w.name:<44} {w.metric:<14} {', '.join(w.cases)}")
+            print(f"{w.name:<44} {w.metric:<18} {', '.join(w.cases)}")
         return 0
-    scale = 0.25 if args.quick else 1.0
-    reps = args.reps or (3 if args.quick else 5)
-    pythons = [sys.executable, *args.python]
+    if not selected:
+        print(f"goconc bench: no workload matches {args.only}", file=sys.stderr)
+        return 2
+    scale = QUICK_SCALE if args.quick else 1.0
+    reps = args.reps or (QUICK_REPS if args.quick else FULL_REPS)
+    pythons = list(dict.fromkeys([sys.executable, *args.python]))
     go_binary, go_version = (None, "")
     if args.go:
         go_binary, go_version = _build_go(directory / "go")
-    results = _run_all(selected, pythons, go_binary, go_version, args.go, scale, reps)
+    started = time.perf_counter()
+    plan = _Plan(pythons, go_binary, go_version, args.go, scale, reps, args.quick and not args.reps)
+    results = _run_all(selected, plan)
+    elapsed = time.perf_counter() - started
     from . import _report
 
-    text = _report.render(results, selected)
-    print(text)
-    info = _machine_info(go_version if go_binary else "")
+    print(_report.render(results, selected))
+    print(f"\n{len(results)} cases in {elapsed:.0f} s (scale {scale:g}, {reps} repetitions)")
+    info = _machine_info(go_version if go_binary else "", pythons)
+    run = {"scale": f"{scale:g}", "reps": str(reps), "seconds": f"{elapsed:.0f}"}
     if args.json:
         payload = {
             "machine": info,
             "scale": scale,
             "reps": reps,
+            "seconds": elapsed,
             "results": [r.__dict__ for r in results],
         }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2))
+    charts: list[Path] = []
     if args.plot:
-        _report.plot(results, selected, Path(args.plot))
+        charts = _report.plot(results, selected, Path(args.plot))
     if args.markdown:
-        _report.update_markdown(Path(args.markdown), results, selected, info, args.plot)
+        _report.update_markdown(Path(args.markdown), results, selected, info | run, charts)
     return 0 if all(r.status != "failed" for r in results) else 1
 
 
-def _run_all(
-    selected: list[Workload],
-    pythons: list[str],
-    go_binary: str | None,
-    go_version: str,
-    want_go: bool,
-    scale: float,
-    reps: int,
-) -> list[Result]:
+@dataclass(frozen=True)
+class _Plan:
+    pythons: list[str]
+    go_binary: str | None
+    go_version: str  # the version, or why there is no binary
+    want_go: bool
+    scale: float
+    reps: int
+    quick_reps: bool  # whether a workload's quick_reps may lower ``reps``
+
+    def reps_for(self, w: Workload) -> int:
+        if self.quick_reps and w.quick_reps:
+            return min(self.reps, w.quick_reps)
+        return self.reps
+
+
+def _run_all(selected: list[Workload], plan: _Plan) -> list[Result]:
     jobs: list[tuple[str, Workload, str]] = []
     for w in selected:
-        for impl in w.cases:
-            if impl == "go":
+        for impl, c in w.cases.items():
+            if c.is_go:
                 jobs.append(("go", w, impl))
             else:
-                jobs.extend((py, w, impl) for py in pythons)
+                jobs.extend((py, w, impl) for py in plan.pythons)
     results: list[Result] = []
     with _progress(len(jobs)) as advance:
         for python, w, impl in jobs:
             advance(f"{w.name} [{impl}]")
-            if python == "go":
-                if go_binary is not None:
-                    results.append(_run_go(go_binary, w, scale, reps, go_version))
-                else:
-                    reason = go_version or ("needs --go" if not want_go else "no Go toolchain")
-                    results.append(Result("go", w.name, "go", "skipped", reason))
-                continue
-            results.append(_run_case(python, w, impl, scale, reps))
+            reps = plan.reps_for(w)
+            if python != "go":
+                results.append(_run_case(python, w, impl, plan.scale, reps))
+            elif plan.go_binary is not None:
+                results.append(_run_go(plan.go_binary, w, impl, plan.scale, reps, plan.go_version))
+            else:
+                reason = plan.go_version or (
+                    "needs --go" if not plan.want_go else "no Go toolchain"
+                )
+                results.append(Result("go", w.name, impl, "skipped", reason))
     return results
 
 
@@ -311,7 +373,7 @@ class _progress:
             self._rich.__exit__(*exc)
 
 
-def _machine_info(go_version: str) -> dict[str, str]:
+def _machine_info(go_version: str, pythons: list[str]) -> dict[str, str]:
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -321,7 +383,7 @@ def _machine_info(go_version: str) -> dict[str, str]:
     except OSError:
         pass
     return {
-        "python": _this_interpreter(),
+        "python": ", ".join(_interp_label(p) for p in pythons),
         "platform": platform.platform(),
         "cpu": cpu,
         "cores": str(os.cpu_count()),

@@ -18,18 +18,21 @@ shared and guarded by ``_lock``.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 from asyncio import current_task, events
 from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from . import _report
 
 Clock = dict[int, int]
+#: A stack as taken at an access: (code, line) pairs, innermost first.
+RawStack = tuple[tuple[CodeType, int], ...]
 
 __all__ = ["G", "Clock", "install", "uninstall"]
 
@@ -60,8 +63,13 @@ class G:
     vc: Clock
     owner: int
     label: str
-    created_at: tuple[tuple[str, int, str], ...] = ()
+    created_at: RawStack = ()
     finished: bool = field(default=False)
+    #: The OS thread it runs on (a task: its loop's thread).
+    thread: int = field(default_factory=threading.get_ident)
+    #: Plain asyncio tasks it created on its thread, not yet known to be done
+    #: (only touched on that thread).
+    children: list[tuple[Any, G]] | None = None
 
     def epoch(self) -> int:
         return self.vc[self.tid]
@@ -74,7 +82,7 @@ class G:
 class _Access:
     g: G
     write: bool
-    stack: tuple[tuple[str, int, str], ...]
+    stack: RawStack
 
 
 @dataclass(eq=False)
@@ -91,39 +99,85 @@ class _Shadow:
     r_clock: dict[int, tuple[int, _Access]] | None = None
 
 
+def _task() -> Any:
+    loop = events._get_running_loop()
+    return current_task(loop) if loop is not None else None
+
+
 def _owner() -> int:
-    loop = events._get_running_loop()
-    if loop is not None:
-        task = current_task(loop)
-        if task is not None:
-            return id(task)
-    return threading.get_ident()
-
-
-def _label_for_owner() -> str:
-    loop = events._get_running_loop()
-    if loop is not None:
-        task = current_task(loop)
-        if task is not None:
-            return f"task {task.get_name()}"
-    t = threading.current_thread()
-    return "main thread" if t is threading.main_thread() else f"thread {t.name}"
+    task = _task()
+    return id(task) if task is not None else threading.get_ident()
 
 
 def current() -> G:
     """The race state of the running goroutine, created on first use."""
     g = _cur.get()
-    owner = _owner()
+    task = _task()
+    owner = id(task) if task is not None else threading.get_ident()
     if g is None or g.owner != owner:
-        # A thread or task that goconc did not start: it inherits what its
-        # context carried (an asyncio task inherits its creator's state as of
-        # now), so nothing it does is falsely reported against its creator.
-        tid = next(_tids)
-        vc = dict(g.vc) if g is not None else {}
-        vc[tid] = 1
-        g = G(tid, vc, owner, _label_for_owner())
-        _cur.set(g)
+        g = _adopt(g, task, owner)
+    elif g.children:
+        _collect(g)
     return g
+
+
+def _adopt(parent: G | None, task: Any, owner: int) -> G:
+    """The race state of a thread or task that goconc did not start.
+
+    It inherits what its context carried (an asyncio task inherits its
+    creator's state as of now), so nothing it does is falsely reported
+    against its creator.  A plain asyncio task (``asyncio.run``'s main task,
+    ``create_task``, ``gather``'s) whose creator runs on the same thread is
+    also noted as its creator's child: once it is done, its end happens
+    before what its creator does next (see :func:`_collect`).
+    """
+    thread = threading.get_ident()
+    if parent is not None and parent.children and parent.thread == thread:
+        _collect(parent)
+    tid = next(_tids)
+    vc = dict(parent.vc) if parent is not None else {}
+    vc[tid] = 1
+    if task is None:
+        t = threading.current_thread()
+        label = "main thread" if t is threading.main_thread() else f"thread {t.name}"
+    else:
+        label = f"task {task.get_name()}"
+    g = G(tid, vc, owner, label, thread=thread)
+    _cur.set(g)
+    if task is not None and parent is not None and parent.thread == thread:
+        if parent.children is None:
+            parent.children = []
+        parent.children.append((task, g))
+    return g
+
+
+def _collect(g: G) -> None:
+    """Join the clocks of ``g``'s plain asyncio tasks that are done into ``g``'s.
+
+    asyncio's own waits (``await task``, ``gather``, ``TaskGroup``,
+    ``run_until_complete``) are how a creator learns that its tasks ended,
+    and the detector cannot see them; so a creator acquires the end of each
+    of its tasks that is done by the time it next does anything the detector
+    sees (whether or not it awaited it: a missed race is possible there, a
+    false one is not).  Only for tasks on the creator's own thread: neither
+    side is running now, so no lock is needed.  A done task's own tasks are
+    collected with it; those still running are handed to ``g``.
+    """
+    children = g.children
+    g.children = None
+    live: list[tuple[Any, G]] = []
+    for task, child in children or ():
+        if not task.done():
+            live.append((task, child))
+            continue
+        if child.children:
+            _collect(child)
+            if child.children:
+                live.extend(child.children)
+                child.children = None
+        child.finished = True
+        _join(g.vc, child.vc)
+    g.children = live or None
 
 
 def _join(into: Clock, other: Clock) -> None:
@@ -183,7 +237,7 @@ def absorb(w: Any) -> None:
         _join(current().vc, w.race_vc)
 
 
-def fork() -> tuple[Clock, tuple[tuple[str, int, str], ...]]:
+def fork() -> tuple[Clock, RawStack]:
     g = current()
     token = (dict(g.vc), _stack(2))
     g.tick()
@@ -262,22 +316,35 @@ def chan_recv_closed(ch: object) -> None:
 # -- accesses ---------------------------------------------------------------------
 
 
-def _stack(skip: int) -> tuple[tuple[str, int, str], ...]:
-    frames: list[tuple[str, int, str]] = []
+def _stack(skip: int) -> RawStack:
+    """The caller's stack (innermost first, goconc's own frames left out), unresolved.
+
+    Taken at every access that may be reported later, so it is kept cheap:
+    code objects and line numbers only, each code object's verdict cached;
+    :func:`goconc.race._report.resolve` turns it into file, line and function
+    names when a report is made.
+    """
+    frames: list[tuple[CodeType, int]] = []
+    hidden = _hidden
     f: FrameType | None = sys._getframe(skip)
-    while f is not None and len(frames) < _MAX_FRAMES:
+    while f is not None:
         code = f.f_code
-        filename = code.co_filename
-        if not _is_internal(filename):
-            frames.append((filename, f.f_lineno, code.co_qualname))
+        skip_it = hidden.get(code)
+        if skip_it is None:
+            skip_it = hidden[code] = _is_internal(code.co_filename)
+        if not skip_it:
+            frames.append((code, f.f_lineno))
+            if len(frames) == _MAX_FRAMES:
+                break
         f = f.f_back
     return tuple(frames)
 
 
+# Whether frames of a code object are left out of stacks (goconc's own, and the
+# machinery of threads and asyncio); a cache of _is_internal.
+_hidden: dict[CodeType, bool] = {}
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _INTERNAL = (
-    "goconc/race/",
-    "goconc/_racehooks.py",
-    "goconc/_park.py",
     "/threading.py",
     "/asyncio/",
     "/concurrent/futures/",
@@ -285,7 +352,9 @@ _INTERNAL = (
 
 
 def _is_internal(filename: str) -> bool:
-    return any(part in filename.replace("\\", "/") for part in _INTERNAL)
+    return filename.startswith(_PACKAGE) or any(
+        part in filename.replace("\\", "/") for part in _INTERNAL
+    )
 
 
 def _shadow_of(key: Any, desc: str) -> _Shadow:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from ._detector import _Access
+    from ._detector import RawStack, _Access
 
-__all__ = ["RaceReport", "found", "reports", "clear", "set_output"]
+__all__ = ["RaceReport", "clear", "found", "reports", "resolve", "set_output"]
 
 Frames = tuple[tuple[str, int, str], ...]
 
@@ -76,6 +76,11 @@ _seen: set[Any] = set()  # guarded by _mu: (location, both code sites) already r
 _out: TextIO | None = None  # None: sys.stderr at the time of printing
 
 
+def resolve(raw: RawStack) -> Frames:
+    """A stack as taken by the detector, as (file, line, function) frames."""
+    return tuple((code.co_filename, line, code.co_qualname) for code, line in raw)
+
+
 def found(location: str, acc: _Access, prev: _Access) -> None:
     """Record (once per distinct pair of code sites) and print a race."""
     # One report per (location, pair of code sites): the same bug on many
@@ -92,12 +97,12 @@ def found(location: str, acc: _Access, prev: _Access) -> None:
             location=location,
             access="write" if acc.write else "read",
             goroutine=acc.g.label,
-            stack=acc.stack,
-            created_at=acc.g.created_at,
+            stack=resolve(acc.stack),
+            created_at=resolve(acc.g.created_at),
             previous_access="write" if prev.write else "read",
             previous_goroutine=prev.g.label,
-            previous_stack=prev.stack,
-            previous_created_at=prev.g.created_at,
+            previous_stack=resolve(prev.stack),
+            previous_created_at=resolve(prev.g.created_at),
             previous_finished=prev.g.finished,
         )
         _reports.append(report)

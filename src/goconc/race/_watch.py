@@ -34,7 +34,8 @@ def watch(obj: T) -> T:
     if getattr(cls, "_goconc_race_watched", False):
         return obj
     try:
-        obj.__class__ = _watched_class(cls)
+        # Through object's own __setattr__: a frozen dataclass refuses its own.
+        object.__setattr__(obj, "__class__", _watched_class(cls))
     except TypeError as e:
         raise TypeError(
             f"race.watch: cannot watch a {cls.__qualname__} object ({e}); "
@@ -59,13 +60,17 @@ def _watched_class(cls: type) -> type:
         return wcls
     name = cls.__qualname__
     base: Any = cls
+    slots = _slot_names(cls)
+    has_dict = cls.__dictoffset__ != 0
 
     def __getattribute__(self: Any, attr: str) -> Any:
         value = base.__getattribute__(self, attr)
-        if _racehooks.enabled and attr[:2] != "__":
-            d = object.__getattribute__(self, "__dict__")
-            if attr in d:
-                _racehooks.read((id(self), attr), f"{name}.{attr} (object {id(self):#x})")
+        if (
+            _racehooks.enabled
+            and attr[:2] != "__"
+            and (attr in slots or (has_dict and attr in object.__getattribute__(self, "__dict__")))
+        ):
+            _racehooks.read((id(self), attr), f"{name}.{attr} (object {id(self):#x})")
         return value
 
     def __setattr__(self: Any, attr: str, value: Any) -> None:
@@ -80,6 +85,9 @@ def _watched_class(cls: type) -> type:
 
     ns = {
         "__slots__": (),
+        # obj.__class__ stays the watched object's own class (dataclass equality,
+        # copy and isinstance see no difference); type(obj) is this subclass.
+        "__class__": property(lambda self: base),
         "__getattribute__": __getattribute__,
         "__setattr__": __setattr__,
         "__delattr__": __delattr__,
@@ -90,6 +98,15 @@ def _watched_class(cls: type) -> type:
     wcls = type(cls.__name__, (cls,), ns)
     _watched_classes[cls] = wcls
     return wcls
+
+
+def _slot_names(cls: type) -> frozenset[str]:
+    """The instance attributes that ``cls`` and its bases keep in ``__slots__``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+    return frozenset(n for n in names if n not in ("__dict__", "__weakref__"))
 
 
 class SharedDict(MutableMapping[K, V]):
