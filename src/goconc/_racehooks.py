@@ -29,6 +29,9 @@ The edges, in the terms of Go's memory model:
 * ``chan_send(ch, cap, w)``/``chan_recv(ch, cap)``: a value enters (sent by the
   current goroutine, or by the parked sender ``w``) or leaves a channel's
   buffer: the k-th receive happens before the (k+cap)-th send completes.
+  ``chan_put_back(ch, cap)``: a receiver cancelled after it was handed a value
+  puts it back at the head of the buffer; its next receiver acquires what the
+  first one was handed.
 * ``fork()``/``start(token)``/``finish()``: ``go()`` and the goroutine's
   beginning and end; ``acquire_clock(c)`` joins a finished goroutine.
 """
@@ -42,6 +45,7 @@ __all__ = [
     "acquire",
     "acquire_clock",
     "chan_close",
+    "chan_put_back",
     "chan_recv",
     "chan_recv_closed",
     "chan_send",
@@ -115,6 +119,10 @@ def chan_recv(ch: object, cap: int, w: Any = None) -> None:
 
 
 def chan_close(ch: object) -> None:
+    pass
+
+
+def chan_put_back(ch: object, cap: int) -> None:
     pass
 
 

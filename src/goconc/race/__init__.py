@@ -3,8 +3,15 @@
 Two goroutines (threads or asyncio tasks) race when both access one location,
 at least one writes, and no goconc synchronisation orders the accesses: no
 channel send/receive, close, Mutex or RWMutex unlock/lock, WaitGroup
-done/wait, Once, atomic store/load, Cond, Semaphore, context cancel, ``go()``
-or join between them.  Go's memory model says there is no benign race; neither
+done/wait, Once, atomic store/load, Cond, Semaphore, Pool put/get, context
+cancel (observed by ``done``, ``err()``, ``cause()``, a child, ``after_func``),
+a timer set before its ``time.after_func`` runs, a freed errgroup slot under
+``set_limit``, ``go()`` or join between them.  A plain asyncio task (one
+goconc did not start: ``asyncio.run``'s, ``create_task``'s, ``gather``'s)
+counts as ended for its creator on that thread once it is done, since
+``await``, ``gather`` and ``run_until_complete`` are how a creator learns it.
+Threading's own locks and events are not goconc synchronisation: the detector
+does not see them.  Go's memory model says there is no benign race; neither
 is there one in Python, where ``counter += 1`` is a read and a write that
 another thread can interleave, and where a free-threaded interpreter tears
 multi-field updates for real.

@@ -10,9 +10,10 @@ last read or, only while reads are concurrent, a read clock.  An access that
 is not ordered after a conflicting previous access is a data race.
 
 Clock ownership: a goroutine's own ``vc`` is read and changed only by that
-goroutine (a parked goroutine's clock travels as a copy in its waiter), so it
-needs no lock; the clocks of synchronisation objects and the shadow state are
-shared and guarded by ``_lock``.
+goroutine (a parked goroutine's clock travels as a copy in its waiter; a done
+asyncio task's is read by goroutines of its thread), so it needs no lock; the
+clocks of synchronisation objects and channels and the shadow state are
+shared and guarded by ``_lock``, and forgotten when their object dies.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import os
 import sys
 import threading
+import weakref
 from asyncio import current_task, events
 from collections import deque
 from contextvars import ContextVar
@@ -41,16 +43,17 @@ _tids = itertools.count(1)
 _cur: ContextVar[G | None] = ContextVar("goconc_race_goroutine", default=None)
 
 # Guarded by _lock:
-_sync: dict[int, Clock] = {}  # id(sync object) -> its clock
-_slots: dict[tuple[int, int], Clock] = {}  # (id(channel), buffer slot) -> clock
-_chan_counts: dict[int, list[int]] = {}  # id(channel) -> [values sent into buffer, received]
-_closed: dict[int, Clock] = {}  # id(channel) -> clock at close
+_sync: dict[int, _SyncState] = {}  # id(synchronisation object) -> its clock
+_chans: dict[int, _ChanState] = {}  # id(channel) -> its buffer slots' clocks
 _shadow: dict[Any, _Shadow] = {}  # location key -> shadow state
 _keys_of: dict[int, set[Any]] = {}  # id(watched object) -> its location keys in _shadow
 # Ids of watched objects that died, appended by their finalizers (which may run
 # inside a locked section, during a garbage collection) and forgotten under
 # _lock before the next access: a new object that reuses the id starts clean.
 _dead: deque[int] = deque()
+# The same for synchronisation objects and channels: their weak references,
+# appended when the object dies (lock-free), their state dropped under _lock.
+_dead_refs: deque[_Ref] = deque()
 
 _MAX_FRAMES = 16
 
@@ -68,8 +71,10 @@ class G:
     #: The OS thread it runs on (a task: its loop's thread).
     thread: int = field(default_factory=threading.get_ident)
     #: Plain asyncio tasks it created on its thread, not yet known to be done
-    #: (only touched on that thread).
-    children: list[tuple[Any, G]] | None = None
+    #: (only touched on that thread), and for such a task, the goroutine
+    #: whose child it is.
+    children: list[tuple[Any, G]] | None = field(default=None, repr=False)
+    parent: G | None = field(default=None, repr=False)
 
     def epoch(self) -> int:
         return self.vc[self.tid]
@@ -78,14 +83,85 @@ class G:
         self.vc[self.tid] += 1
 
 
-@dataclass(eq=False)
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a synchronisation object or channel, knowing its id."""
+
+    __slots__ = ("oid",)
+    oid: int
+
+
+def _died(ref: _Ref) -> None:
+    _dead_refs.append(ref)  # (a weakref callback: no lock may be taken here)
+
+
+def _ref(obj: object) -> _Ref | None:
+    try:
+        r = _Ref(obj, _died)
+    except TypeError:
+        return None  # not weakly referenceable: its state stays (live ids are unique)
+    r.oid = id(obj)
+    return r
+
+
+class _SyncState:
+    """The clock of one synchronisation object (guarded by _lock)."""
+
+    __slots__ = ("clock", "ref")
+
+    def __init__(self, ref: _Ref | None) -> None:
+        self.ref = ref
+        self.clock: Clock = {}
+
+
+class _ChanState:
+    """What the detector knows of one channel (guarded by _lock).
+
+    ``sent``/``received``: values that entered and left its buffer so far;
+    ``slots``: the clock of each buffer slot used (the k-th value uses slot
+    k % cap); ``closed``: the closer's clock; ``put_back``: the clocks of
+    values put back into an unbuffered channel (see :func:`chan_put_back`).
+    """
+
+    __slots__ = ("closed", "put_back", "received", "ref", "sent", "slots")
+
+    def __init__(self, ref: _Ref | None) -> None:
+        self.ref = ref
+        self.sent = 0
+        self.received = 0
+        self.slots: dict[int, Clock] = {}
+        self.closed: Clock | None = None
+        self.put_back: Clock | None = None
+
+
+def _state_of(table: dict[int, Any], obj: object, create: type[Any] | None) -> Any:
+    """Under _lock: the state of ``obj`` in ``table`` (made with ``create`` if missing).
+
+    The state of a dead object whose id was reused is never taken for the
+    newcomer's (a channel's buffer counts would misnumber its slots).
+    """
+    while _dead_refs:
+        r = _dead_refs.popleft()
+        for t in (_sync, _chans):
+            st = t.get(r.oid)
+            if st is not None and st.ref is r:
+                del t[r.oid]
+    oid = id(obj)
+    st = table.get(oid)
+    if st is not None and st.ref is not None and st.ref() is not obj:
+        st = None
+    if st is None and create is not None:
+        st = table[oid] = create(_ref(obj))
+    return st
+
+
+@dataclass(eq=False, slots=True)
 class _Access:
     g: G
     write: bool
     stack: RawStack
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Shadow:
     desc: str
     w_tid: int = 0
@@ -116,7 +192,7 @@ def current() -> G:
     owner = id(task) if task is not None else threading.get_ident()
     if g is None or g.owner != owner:
         g = _adopt(g, task, owner)
-    elif g.children:
+    elif g.children or (g.parent is not None and g.parent.children):
         _collect(g)
     return g
 
@@ -127,13 +203,13 @@ def _adopt(parent: G | None, task: Any, owner: int) -> G:
     It inherits what its context carried (an asyncio task inherits its
     creator's state as of now), so nothing it does is falsely reported
     against its creator.  A plain asyncio task (``asyncio.run``'s main task,
-    ``create_task``, ``gather``'s) whose creator runs on the same thread is
-    also noted as its creator's child: once it is done, its end happens
-    before what its creator does next (see :func:`_collect`).
+    ``create_task``, ``gather``'s) is also noted as a child of the state its
+    context carried, if that runs on the same thread (else of the thread's
+    root): once it is done, its end happens before what the goroutines of
+    that state do next (see :func:`_collect`).
     """
     thread = threading.get_ident()
-    if parent is not None and parent.children and parent.thread == thread:
-        _collect(parent)
+    related = parent if parent is not None and parent.thread == thread else _root()
     tid = next(_tids)
     vc = dict(parent.vc) if parent is not None else {}
     vc[tid] = 1
@@ -142,42 +218,71 @@ def _adopt(parent: G | None, task: Any, owner: int) -> G:
         label = "main thread" if t is threading.main_thread() else f"thread {t.name}"
     else:
         label = f"task {task.get_name()}"
-    g = G(tid, vc, owner, label, thread=thread)
+    g = G(tid, vc, owner, label, thread=thread, parent=related)
+    if related.children:
+        _take_done(related, g)
     _cur.set(g)
-    if task is not None and parent is not None and parent.thread == thread:
-        if parent.children is None:
-            parent.children = []
-        parent.children.append((task, g))
+    if task is not None:
+        if related.children is None:
+            related.children = []
+        related.children.append((task, g))
     return g
 
 
+_roots = threading.local()
+
+
+def _root() -> G:
+    """This thread's holder of the plain asyncio tasks whose creator is unknown.
+
+    (A task whose context carried no race state, or the state of another
+    thread: ``asyncio.run`` on a thread the detector has not seen yet.)
+    """
+    root: G | None = getattr(_roots, "g", None)
+    if root is None:
+        root = _roots.g = G(0, {}, 0, "tasks of this thread")
+    return root
+
+
 def _collect(g: G) -> None:
-    """Join the clocks of ``g``'s plain asyncio tasks that are done into ``g``'s.
+    """Acquire the ends of the plain asyncio tasks ``g`` may have waited for.
 
     asyncio's own waits (``await task``, ``gather``, ``TaskGroup``,
     ``run_until_complete``) are how a creator learns that its tasks ended,
-    and the detector cannot see them; so a creator acquires the end of each
-    of its tasks that is done by the time it next does anything the detector
-    sees (whether or not it awaited it: a missed race is possible there, a
-    false one is not).  Only for tasks on the creator's own thread: neither
-    side is running now, so no lock is needed.  A done task's own tasks are
-    collected with it; those still running are handed to ``g``.
+    and the detector cannot see them.  So a goroutine acquires the end of
+    every plain task it created that is done by the time it next does
+    anything the detector sees, whether or not it waited for it (a missed
+    race is possible there, a false one is not).  A task created by a task
+    that had no race state yet is noted as a child of the state their
+    context carried (the thread's, for ``asyncio.run``'s main task): the
+    tasks of that state are acquired too.  Everything here runs on one
+    thread, where neither side is running: no lock is needed.
     """
-    children = g.children
-    g.children = None
+    if g.children:
+        _take_done(g, g)
+    p = g.parent
+    if p is not None and p.children:
+        _take_done(p, g)
+
+
+def _take_done(holder: G, into: G) -> None:
+    """Join the clocks of ``holder``'s done tasks into ``into``'s; forget them.
+
+    A done task's own done tasks are joined with it, and those still running
+    are handed to ``holder``.
+    """
     live: list[tuple[Any, G]] = []
-    for task, child in children or ():
-        if not task.done():
+    for task, child in holder.children or ():
+        if task is None or not task.done():
             live.append((task, child))
             continue
         if child.children:
-            _collect(child)
-            if child.children:
-                live.extend(child.children)
-                child.children = None
+            _take_done(child, child)
+            live.extend(child.children or ())
+            child.children = None
         child.finished = True
-        _join(g.vc, child.vc)
-    g.children = live or None
+        _join(into.vc, child.vc)
+    holder.children = live or None
 
 
 def _join(into: Clock, other: Clock) -> None:
@@ -199,23 +304,22 @@ def park_clock() -> Clock:
 def acquire(obj: object) -> None:
     g = current()
     with _lock:
-        clock = _sync.get(id(obj))
-        if clock is not None:
-            _join(g.vc, clock)
+        st = _state_of(_sync, obj, None)
+        if st is not None:
+            _join(g.vc, st.clock)
 
 
 def release(obj: object) -> None:
     g = current()
     with _lock:
-        clock = _sync.setdefault(id(obj), {})
-        _join(clock, g.vc)
+        _join(_state_of(_sync, obj, _SyncState).clock, g.vc)
     g.tick()
 
 
 def release_acquire(obj: object) -> None:
     g = current()
     with _lock:
-        clock = _sync.setdefault(id(obj), {})
+        clock = _state_of(_sync, obj, _SyncState).clock
         _join(g.vc, clock)
         _join(clock, g.vc)
     g.tick()
@@ -265,9 +369,9 @@ def chan_send(ch: object, cap: int, w: Any = None) -> None:
     if cap <= 0:
         return
     with _lock:
-        counts = _chan_counts.setdefault(id(ch), [0, 0])
-        slot = _slots.setdefault((id(ch), counts[0] % cap), {})
-        counts[0] += 1
+        st: _ChanState = _state_of(_chans, ch, _ChanState)
+        slot = st.slots.setdefault(st.sent % cap, {})
+        st.sent += 1
         if w is None:
             g = current()
             _join(g.vc, slot)
@@ -282,11 +386,12 @@ def chan_send(ch: object, cap: int, w: Any = None) -> None:
 def chan_recv(ch: object, cap: int, w: Any = None) -> None:
     """A value leaves the buffer of ``ch`` (to the current goroutine or parked ``w``)."""
     if cap <= 0:
+        _recv_put_back(ch)
         return
     with _lock:
-        counts = _chan_counts.setdefault(id(ch), [0, 0])
-        slot = _slots.setdefault((id(ch), counts[1] % cap), {})
-        counts[1] += 1
+        st: _ChanState = _state_of(_chans, ch, _ChanState)
+        slot = st.slots.setdefault(st.received % cap, {})
+        st.received += 1
         if w is None:
             g = current()
             _join(g.vc, slot)
@@ -298,19 +403,51 @@ def chan_recv(ch: object, cap: int, w: Any = None) -> None:
         current().tick()
 
 
+def chan_put_back(ch: object, cap: int) -> None:
+    """A value goes back to the head of the buffer of ``ch``.
+
+    Its receiver was completed and then cancelled before it resumed (an
+    asyncio task); the current goroutine is that receiver, having acquired
+    what it was handed (``Waiter.race_hb``).  The value will be received
+    again: on a buffered channel through the same slot (its receive is not
+    counted), on an unbuffered one with the put-back clock.
+    """
+    g = current()
+    with _lock:
+        st: _ChanState = _state_of(_chans, ch, _ChanState)
+        if cap > 0:
+            st.received -= 1
+            _join(st.slots.setdefault(st.received % cap, {}), g.vc)
+        elif st.put_back is None:
+            st.put_back = dict(g.vc)
+        else:
+            _join(st.put_back, g.vc)
+    g.tick()
+
+
+def _recv_put_back(ch: object) -> None:
+    # An unbuffered channel has a buffer only for values put back.
+    g = current()
+    with _lock:
+        st: _ChanState | None = _state_of(_chans, ch, None)
+        if st is not None and st.put_back is not None:
+            _join(g.vc, st.put_back)
+
+
 def chan_close(ch: object) -> None:
     g = current()
     with _lock:
-        _closed[id(ch)] = dict(g.vc)
+        st: _ChanState = _state_of(_chans, ch, _ChanState)
+        st.closed = dict(g.vc)
     g.tick()
 
 
 def chan_recv_closed(ch: object) -> None:
     g = current()
     with _lock:
-        clock = _closed.get(id(ch))
-        if clock is not None:
-            _join(g.vc, clock)
+        st: _ChanState | None = _state_of(_chans, ch, None)
+        if st is not None and st.closed is not None:
+            _join(g.vc, st.closed)
 
 
 # -- accesses ---------------------------------------------------------------------
@@ -425,9 +562,7 @@ def forget(key: Any) -> None:
 def reset() -> None:
     with _lock:
         _sync.clear()
-        _slots.clear()
-        _chan_counts.clear()
-        _closed.clear()
+        _chans.clear()
         _shadow.clear()
         _keys_of.clear()
 
@@ -447,6 +582,7 @@ _HOOKS = (
     "chan_send",
     "chan_recv",
     "chan_close",
+    "chan_put_back",
     "chan_recv_closed",
     "read",
     "write",

@@ -23,8 +23,11 @@ def watch(obj: T) -> T:
 
     Returns ``obj`` itself (so ``cfg = race.watch(Config())`` reads well).
     While the detector is off this does nothing, so watched code costs nothing
-    in production.  Works for instances of ordinary Python classes; for dicts
-    and lists use :class:`Shared`.
+    in production.  Works for instances of ordinary Python classes, frozen
+    dataclasses and classes with ``__slots__`` included (``obj.__class__``
+    still names the object's own class, so equality and ``isinstance`` are
+    unchanged; ``type(obj)`` is a watching subclass); for dicts and lists use
+    :class:`Shared`.
 
     Raises TypeError for objects whose class cannot be extended (built-ins).
     """
