@@ -68,7 +68,7 @@ class Value(Generic[T]):
             ...
     """
 
-    __slots__ = ("_mu", "_type", "_v")
+    __slots__ = ("__weakref__", "_mu", "_type", "_v")
 
     def __init__(self, initial: T | None = None) -> None:
         self._mu = _thread.allocate_lock()  # serialises writers; readers never take it
@@ -157,7 +157,7 @@ class Int:
         hits.load()
     """
 
-    __slots__ = ("_mu", "_v")
+    __slots__ = ("__weakref__", "_mu", "_v")
 
     def __init__(self, value: int = 0) -> None:
         _check_int(value, "value")
@@ -227,7 +227,7 @@ class Bool:
             ...                  # only the first caller gets here
     """
 
-    __slots__ = ("_mu", "_v")
+    __slots__ = ("__weakref__", "_mu", "_v")
 
     def __init__(self, value: bool = False) -> None:
         _check_bool(value, "value")
@@ -298,7 +298,7 @@ class CopyOnWrite(Generic[T]):
             return routes.load().get(path)
     """
 
-    __slots__ = ("_mu", "_v")
+    __slots__ = ("__weakref__", "_mu", "_v")
 
     def __init__(self, initial: T) -> None:
         self._mu = _thread.allocate_lock()  # the writers' lock

@@ -60,7 +60,7 @@ class Once:
         await _init.ado(_aconnect)
     """
 
-    __slots__ = ("_done", "_m", "_runner")
+    __slots__ = ("__weakref__", "_done", "_m", "_runner")
 
     def __init__(self) -> None:
         # Set (under _m) once the function has returned or raised; read without a lock.

@@ -328,7 +328,7 @@ class RWMutex(LockContext):
 class _ReadSide:
     """The object runlock releases and lock acquires, for goconc.race."""
 
-    __slots__ = ()
+    __slots__ = ("__weakref__",)  # (the detector forgets the clocks of dead objects)
 
 
 class _ReadAttempt:
