@@ -42,7 +42,7 @@ workload(
     "us/round trip",
     description="Two OS threads bounce a value over two unbuffered channels "
     "(queue.Queue(1) pairs for the peer; Go with goroutines locked to OS threads).",
-    targets=(Target("queue.Queue", 1.0, "at least equal to queue.Queue(1)"),),
+    targets=(Target("queue.Queue", 1.0, "at least equal to queue.Queue(1)", source="issue 2"),),
 )
 
 
@@ -90,7 +90,7 @@ workload(
     "pingpong task-task",
     "us/round trip",
     description="Two asyncio tasks on one loop bounce a value over two unbuffered channels.",
-    targets=(Target("asyncio.Queue", 1.0, "at least equal to asyncio.Queue(1)"),),
+    targets=(Target("asyncio.Queue", 1.0, "at least equal to asyncio.Queue(1)", source="issue 2"),),
 )
 
 
@@ -206,7 +206,7 @@ workload(
     "pingpong thread-task",
     "us/round trip",
     description="An OS thread and an asyncio task bounce a value: the cross-world hand-off.",
-    targets=(Target("culsans", 1.0, "at least equal to culsans, the best peer"),),
+    targets=(Target("culsans", 1.0, "at least equal to culsans, the best peer", source="issue 2"),),
 )
 
 
@@ -326,7 +326,7 @@ def _declare_buffered(kind: str, producers: int, peer: str, peer_text: str) -> s
         "us/item",
         description=f"{producers} producer(s) and {producers} consumer(s) "
         f"({kind}) through one channel of capacity {_CAP}.",
-        targets=(Target(peer, 1.0, f"at least equal to {peer_text}"),),
+        targets=(Target(peer, 1.0, f"at least equal to {peer_text}", source="issue 2"),),
     )
     return name
 
@@ -477,7 +477,9 @@ workload(
     description="One task receives values that a producer spreads over 4 channels, with "
     "aselect; the peer waits with asyncio.wait(FIRST_COMPLETED) over one Queue.get() task "
     "per queue.",
-    targets=(Target("asyncio.wait", 0.5, "at most half the cost of asyncio.wait"),),
+    targets=(
+        Target("asyncio.wait", 0.5, "at most half the cost of asyncio.wait", source="issue 2"),
+    ),
 )
 
 

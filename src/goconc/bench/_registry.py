@@ -31,6 +31,8 @@ class Target:
     absolute: float | None = None  # a bound on the figure itself, when peer == ""
     lower_is_better: bool | None = None  # for ``metric``; None: as the workload's metric
     source: str = ""  # where the promise was made ("issue 2"), shown in the targets table
+    #: Judged only on free-threaded interpreters; "not applicable" on those with a GIL.
+    free_threaded_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Verdict:
     met: bool | None
     mine: float | None = None
     peer: float | None = None
+    applicable: bool = True  # False: a free-threaded-only target on a GIL build
 
     @property
     def shown(self) -> str:
@@ -113,7 +114,15 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
+        if not self.applicable:
+            return "not applicable (GIL build)"
         return "MET" if self.met else ("NOT MET" if self.met is False else "not measured")
+
+
+def _free_threaded(interpreter: str) -> bool:
+    """Whether an interpreter label names a free-threaded build ("CPython 3.13.5t")."""
+    version = interpreter.split(" (")[0].rsplit(" ", 1)[-1]
+    return version.endswith("t")
 
 
 def evaluate(results: list[Result], w: Workload) -> list[Verdict]:
@@ -124,6 +133,9 @@ def evaluate(results: list[Result], w: Workload) -> list[Verdict]:
         metric = t.metric or w.metric
         lower = w.lower_is_better if t.lower_is_better is None else t.lower_is_better
         for interp in _python_interps(results, w):
+            if t.free_threaded_only and not _free_threaded(interp):
+                out.append(Verdict(t, w.name, interp, None, None, applicable=False))
+                continue
             mine = index.get((interp, w.name, t.impl))
             g = mine.metrics.get(metric) if mine and mine.status == "ok" else None
             if not t.peer:
@@ -178,9 +190,7 @@ def markdown(
 ) -> str:
     """The generated section: run details, the targets, then each workload's table
     and chart (chart paths relative to ``relative_to``, the Markdown file's folder)."""
-    out = [BEGIN, ""]
-    out.append("Run: " + ", ".join(f"{k} {v}" for k, v in info.items() if v) + ".")
-    out.append("")
+    out = [BEGIN, "", _run_line(info), ""]
     verdicts = [v for w in workloads for v in evaluate(results, w)]
     if verdicts:
         out += [
@@ -213,6 +223,24 @@ def markdown(
                 out.append("")
     out.append(END)
     return "\n".join(out)
+
+
+_RUN_FIELDS = (
+    ("python", "Python"),
+    ("go", "Go"),
+    ("cpu", "CPU"),
+    ("cores", "cores"),
+    ("platform", "OS"),
+    ("date", "date"),
+    ("scale", "scale"),
+    ("reps", "repetitions per case"),
+    ("seconds", "duration of the whole run (s)"),
+)
+
+
+def _run_line(info: dict[str, str]) -> str:
+    """The run's details as a list: interpreters, Go, machine, date, size."""
+    return "\n".join(f"- {label}: {info[key]}" for key, label in _RUN_FIELDS if info.get(key))
 
 
 def update_markdown(
@@ -309,4 +337,5 @@ def _save(fig: Any, plt: Any, path: Path) -> Path:
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    """A file name for a workload: "buffered 1->1 threads" -> "buffered-1-1-threads"."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name).split())

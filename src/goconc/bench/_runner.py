@@ -97,6 +97,8 @@ def _run_case(python: str, w: Workload, impl: str, scale: float, reps: int) -> R
         )
     except subprocess.TimeoutExpired:
         return Result(label, w.name, impl, "failed", f"timed out after {_CASE_TIMEOUT:.0f}s")
+    except OSError as e:
+        return Result(label, w.name, impl, "failed", f"cannot run {python}: {e}")
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -130,17 +132,25 @@ _labels: dict[str, str] = {}
 
 
 def _interp_label(python: str) -> str:
-    """``CPython 3.13.5t``: implementation, version, ``t`` for a free-threaded build."""
-    if python == sys.executable:
-        return _this_interpreter()
+    """``CPython 3.13.5t``: implementation, version, ``t`` for a free-threaded build.
+
+    Two interpreters of the same version are told apart by their path (their
+    figures must not be mixed up in the table).
+    """
     if python not in _labels:
-        try:
-            out = subprocess.run(
-                [python, "-c", _LABEL_CODE], capture_output=True, text=True, timeout=60
-            ).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            out = ""
-        _labels[python] = out or python
+        if python == sys.executable:
+            label = _this_interpreter()
+        else:
+            try:
+                label = subprocess.run(
+                    [python, "-c", _LABEL_CODE], capture_output=True, text=True, timeout=60
+                ).stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                label = ""
+            label = label or python
+            if label in _labels.values():
+                label = f"{label} ({python})"
+        _labels[python] = label
     return _labels[python]
 
 
@@ -225,6 +235,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=0, help="repetitions per case (median taken)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
     p.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="run nothing: report the run saved in PATH by --json (with --markdown, --plot)",
+    )
+    p.add_argument(
         "--worker", nargs=3, metavar=("MODULE", "WORKLOAD", "IMPL"), help=argparse.SUPPRESS
     )
     p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -264,9 +279,44 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print(f"goconc bench: no workload matches {args.only}", file=sys.stderr)
         return 2
+    if args.from_json:
+        results, info = _load_run(Path(args.from_json), selected)
+    else:
+        ran = _run(args, directory, selected)
+        if isinstance(ran, int):
+            return ran
+        results, info = ran
+    from . import _report
+
+    print(_report.render(results, selected))
+    print(
+        f"\n{len(results)} cases in {info.get('seconds', '?')} s "
+        f"(scale {info.get('scale', '?')}, {info.get('reps', '?')} repetitions)"
+    )
+    if args.json and not args.from_json:
+        payload = {"machine": info, "results": [r.__dict__ for r in results]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    charts: list[Path] = []
+    if args.plot:
+        charts = _report.plot(results, selected, Path(args.plot))
+    if args.markdown:
+        _report.update_markdown(Path(args.markdown), results, selected, info, charts)
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
+def _run(
+    args: argparse.Namespace, directory: Path, selected: list[Workload]
+) -> tuple[list[Result], dict[str, str]] | int:
+    """Run the selected workloads; their results and the run's details (or an exit status)."""
     scale = QUICK_SCALE if args.quick else 1.0
     reps = args.reps or (QUICK_REPS if args.quick else FULL_REPS)
     pythons = list(dict.fromkeys([sys.executable, *args.python]))
+    _interp_label(sys.executable)  # first: the others are told apart from it
+    for python in pythons[1:]:
+        if shutil.which(python) is None:
+            print(f"goconc bench: --python {python}: not an executable", file=sys.stderr)
+            return 2
     go_binary, go_version = (None, "")
     if args.go:
         go_binary, go_version = _build_go(directory / "go")
@@ -274,28 +324,23 @@ def main(argv: list[str] | None = None) -> int:
     plan = _Plan(pythons, go_binary, go_version, args.go, scale, reps, args.quick and not args.reps)
     results = _run_all(selected, plan)
     elapsed = time.perf_counter() - started
-    from . import _report
-
-    print(_report.render(results, selected))
-    print(f"\n{len(results)} cases in {elapsed:.0f} s (scale {scale:g}, {reps} repetitions)")
+    fewer = " or fewer" if plan.quick_reps and any(w.quick_reps for w in selected) else ""
     info = _machine_info(go_version if go_binary else "", pythons)
-    run = {"scale": f"{scale:g}", "reps": str(reps), "seconds": f"{elapsed:.0f}"}
-    if args.json:
-        payload = {
-            "machine": info,
-            "scale": scale,
-            "reps": reps,
-            "seconds": elapsed,
-            "results": [r.__dict__ for r in results],
-        }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(payload, indent=2))
-    charts: list[Path] = []
-    if args.plot:
-        charts = _report.plot(results, selected, Path(args.plot))
-    if args.markdown:
-        _report.update_markdown(Path(args.markdown), results, selected, info | run, charts)
-    return 0 if all(r.status != "failed" for r in results) else 1
+    info |= {"scale": f"{scale:g}", "reps": f"{reps}{fewer}", "seconds": f"{elapsed:.0f}"}
+    return results, info
+
+
+def _load_run(path: Path, selected: list[Workload]) -> tuple[list[Result], dict[str, str]]:
+    """The results and details of a run saved with ``--json``, for the selected workloads."""
+    payload = json.loads(path.read_text())
+    names = {w.name for w in selected}
+    results = [Result(**r) for r in payload["results"] if r["workload"] in names]
+    info = {k: str(v) for k, v in payload["machine"].items()}
+    for key in ("scale", "reps", "seconds"):  # top-level in files written before 0.1
+        if key not in info and key in payload:
+            value = payload[key]
+            info[key] = f"{value:.0f}" if key == "seconds" else f"{value:g}"
+    return results, info
 
 
 @dataclass(frozen=True)
@@ -350,9 +395,11 @@ class _progress:
 
     def __enter__(self) -> Any:
         try:
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._rich = Progress(transient=True)
+            # On standard error: standard output carries the table alone.
+            self._rich = Progress(console=Console(stderr=True), transient=True)
             self._rich.__enter__()
             self._task = self._rich.add_task("benchmarks", total=self.total)
         except ImportError:
