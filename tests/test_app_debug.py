@@ -17,7 +17,7 @@ from conftest import WAIT, run_async
 from goconc import Chan, context, runtime
 from goconc.app import App, DebugServer, HTTPServer, new_context
 from goconc.app._debug import debug_app
-from goconc.app._profile import Profile, sample
+from goconc.app._profile import UNAVAILABLE, Profile, sample
 from goconc.tracker import CallableSink, Tracker
 
 pytestmark = pytest.mark.goconc_leaks
@@ -187,11 +187,25 @@ def test_metrics_negotiates_openmetrics() -> None:
 # -- the profile ------------------------------------------------------------------------
 
 
+# Sampling reads other threads' running frames, which can crash a free-threaded
+# interpreter: there the profile refuses (tested below), elsewhere it samples.
+samples = pytest.mark.skipif(UNAVAILABLE is not None, reason="no sampling profile here")
+
+
+@pytest.mark.skipif(UNAVAILABLE is None, reason="the sampling profile is available here")
+def test_the_profile_refuses_on_a_free_threaded_build() -> None:
+    with pytest.raises(RuntimeError, match="free-threaded"):
+        sample(0.1, 0.01)
+    status, _, body = get(debug_app(), "/debug/profile", query="seconds=0.1")
+    assert status == 501 and b"free-threaded" in body
+
+
 def spin(stop: threading.Event) -> None:
     while not stop.is_set():
         sum(range(100))
 
 
+@samples
 def test_sample_sees_every_thread_with_its_name_and_stack() -> None:
     stop = threading.Event()
     t = threading.Thread(target=spin, args=(stop,), name="spinner")
@@ -225,6 +239,7 @@ def test_profile_renders_as_speedscope_json_and_a_flame_graph_svg() -> None:
     assert "b (x.py:5): 3 samples (75.00%)" in svg
 
 
+@samples
 def test_sample_stops_early_when_its_context_ends() -> None:
     ctx, cancel = context.with_cancel(context.background())
     threading.Timer(0.1, cancel).start()
@@ -240,6 +255,7 @@ def test_sample_rejects_bad_durations(seconds: float, interval: float) -> None:
         sample(seconds, interval)
 
 
+@samples
 @pytest.mark.parametrize("fmt", ["collapsed", "speedscope", "svg"])
 def test_the_profile_endpoint_serves_each_format(fmt: str) -> None:
     status, headers, body = get(debug_app(), "/debug/profile", query=f"seconds=0.1&format={fmt}")
@@ -260,6 +276,7 @@ def test_the_profile_endpoint_rejects_bad_parameters(query: str) -> None:
     assert status == 400 and body.startswith(b"bad request")
 
 
+@samples
 def test_a_profile_is_cut_short_when_its_request_context_ends() -> None:
     ctx, cancel = context.with_cancel(context.background())
 

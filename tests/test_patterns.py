@@ -74,13 +74,20 @@ def test_with_timeout_returns_the_result_in_time() -> None:
 
 def test_with_timeout_raises_deadline_exceeded_and_the_call_stops_through_its_ctx() -> None:
     seen: list[BaseException | None] = []
+    gave_up = threading.Event()
 
     def slow(ctx: context.Context) -> None:
         ctx.done.recv_ok(timeout=WAIT)
         seen.append(ctx.err())
+        # Return only once the caller has given up: an outcome delivered while the
+        # deadline fires may rightly win (as in Go's select), which is not this test.
+        gave_up.wait(WAIT)
 
     with no_leaks(), pytest.raises(context.DeadlineExceeded):
-        with_timeout(0.01, slow)
+        try:
+            with_timeout(0.01, slow)
+        finally:
+            gave_up.set()
     assert len(seen) == 1 and isinstance(seen[0], context.DeadlineExceeded)
 
 
@@ -131,14 +138,20 @@ def test_awith_timeout_cancels_asyncio_code_that_ignores_goconc() -> None:
 
 def test_awith_timeout_runs_a_plain_function_on_a_thread() -> None:
     async def main() -> None:
+        gave_up = threading.Event()
+
         def blocking(ctx: context.Context) -> str:
             ctx.done.recv_ok(timeout=WAIT)
+            gave_up.wait(WAIT)  # returns only once the caller has given up
             return "unreached"
 
         assert await awith_timeout(WAIT, lambda ctx: "ok") == "ok"
         async with no_leaks():
             with pytest.raises(TimeoutError):
-                await awith_timeout(0.01, blocking)
+                try:
+                    await awith_timeout(0.01, blocking)
+                finally:
+                    gave_up.set()
 
     run_async(main())
 
@@ -189,12 +202,18 @@ def test_first_raises_every_error_when_all_fail() -> None:
 
 
 def test_first_raises_when_its_ctx_ends() -> None:
+    gave_up = threading.Event()
+
     def waits(ctx: context.Context) -> None:
         ctx.done.recv_ok(timeout=WAIT)
+        gave_up.wait(WAIT)  # succeeds only once first() has given up: nothing to race with
 
     ctx, cancel = context.with_timeout(context.background(), 0.01)
     with no_leaks(), pytest.raises(context.DeadlineExceeded):
-        first(ctx, waits, waits)
+        try:
+            first(ctx, waits, waits)
+        finally:
+            gave_up.set()
     cancel()
 
 

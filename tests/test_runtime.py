@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -633,7 +634,10 @@ def test_goroutines_reports_running_blocked_with_reason_and_done_drops_out() -> 
     assert any("in park" in frame for frame in i.stack)
     r = info(running)
     assert r is not None and r.state == "running" and r.waiting_on is None
-    assert any("in spin" in frame for frame in r.stack)
+    if _park.FRAMES_UNSAFE:  # a running thread's frames cannot be read safely there
+        assert r.stack == []
+    else:
+        assert any("in spin" in frame for frame in r.stack)
     gate.open()
     stop.set()
     parked.join(WAIT)
@@ -868,7 +872,10 @@ def test_interpreter_exits_cleanly_with_goroutines_still_running() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["main done", "task cleaned up"]
-    assert proc.stderr == ""
+    # -X dev turns on asyncio's debug mode, which reports callbacks slower than 0.1 s:
+    # a loaded machine's doing, not the runtime's.  Anything else on stderr fails.
+    slow = re.compile(r"Executing <.*> took \d+\.\d+ seconds")
+    assert [line for line in proc.stderr.splitlines() if not slow.fullmatch(line)] == []
 
 
 # ------------------------------------------------------------------ properties

@@ -24,19 +24,34 @@ The contract between a primitive and this module is the :class:`Op` protocol:
   so the cancelled call leaves the primitive as if it had never waited.
 
 Exactly-once wake-up.  A waiter is in state ``WAITING`` until somebody claims
-it, under the waiter's own small lock: a waker (``complete``) or a canceller
+it, under the waiter's claim lock: a waker (``complete``) or a canceller
 (timeout, context, cancellation of the parked task).  Only the first claim
 counts; a waker whose claim fails moves on to the next waiter in its queue.
 Wakers fill in the result *while* claiming, so whoever loses the race can read
 the winner's outcome at once.  Select enqueues one waiter on many channels
 (one queue entry per case); the first channel to claim it wins and the other
-entries become stale.
+entries become stale.  The claim lock is the waiter's own small lock, or,
+for a *guarded* waiter, the primitive's lock: a primitive that makes every
+``complete`` call on a waiter while holding its own lock (a channel, for the
+waiters of one channel) may say so (``guard=``); its wakers then claim at no
+extra cost, and cancellers take that lock instead.  Lock order: a
+primitive's lock, then a claim lock; no primitive's lock is ever taken under
+a claim lock, and a canceller holds no lock when it claims.
 
 Crossing threads and loops.  The waker signals the parked side only if it has
-actually parked (the signal object is installed under the same small lock):
-a thread's lock is released; a task's future is resolved directly when the
-waker runs on the task's own loop, and through ``call_soon_threadsafe``
-otherwise.  A waker never runs the woken side's code.
+actually parked (the signal object is installed under the claim lock, or
+before the waiter is enqueued): a thread's lock is released; a task's future
+is resolved directly when the waker runs on the task's own loop, and through
+``call_soon_threadsafe`` otherwise.  A waker never runs the woken side's code.
+
+The asyncio fast path.  ``apark`` runs ``begin`` and, only if that parks,
+creates the future: an operation that completes at once costs no future.  A
+primitive whose asyncio entry point already made a first attempt under its
+lock (a channel) can instead enqueue, in that same lock hold, a waiter made by
+:func:`task_waiter` (guarded by that lock), whose future exists from the
+start, and pass it to ``apark(op, ..., waiter=w)``: one lock hold, no lock
+allocated and no signal to install per wait.  Finding the running loop is
+itself made cheap (see ``_running_loop``).
 
 Cancel racing wake.  For threads and for timeouts and contexts the race is
 settled by the claim: if the waker won, the operation completed and its result
@@ -52,6 +67,17 @@ lazy removal: aborted or stale entries are skipped by wakers and compacted
 away once they make up half the queue, so a cancelled wait costs O(1)
 amortised instead of a linear search.
 
+Reading a parked thread's stack.  On free-threaded CPython, reading the
+frames of another thread while it runs can crash the interpreter
+(python/cpython#118680): the thread may pop them meanwhile.  There, ``park``
+records its own frame in the waiter and publishes the waiter on the parked
+thread's *holder* (``here.holder``, set by ``goconc.runtime`` to the thread's
+goroutine, whose ``_parked`` it sets).  A reader that holds the waiter's claim
+lock while the waiter is still ``WAITING`` knows that nobody can wake the
+thread and that the thread cannot leave ``park``: the frames from the recorded
+one outwards stay as they are until it lets go.  With the GIL none of this is
+needed, and none of it is done.
+
 Open question: the parked task of a closed event loop can never be resumed;
 its wake-up is dropped silently because nobody is left to receive it.
 """
@@ -60,6 +86,8 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import os
+import sys
 from asyncio import events
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -67,14 +95,13 @@ from typing import Any, Final, Protocol
 
 from . import _racehooks
 
-_get_running_loop = events._get_running_loop
 _get_ident = _thread.get_ident
-_get_running_loop_strict = events.get_running_loop
 
 __all__ = [
     "CANCELLED",
     "CTX_DONE",
     "DONE",
+    "FRAMES_UNSAFE",
     "TIMED_OUT",
     "WAITING",
     "Ctx",
@@ -83,8 +110,10 @@ __all__ = [
     "Waiter",
     "apark",
     "check_timeout",
+    "here",
     "park",
     "raise_if_done",
+    "task_waiter",
 ]
 
 # Waiter states.  A waiter leaves WAITING exactly once.
@@ -93,6 +122,19 @@ DONE: Final = 1  # completed by a waker; value/ok/index hold the result
 TIMED_OUT: Final = 2  # claimed by its timeout
 CTX_DONE: Final = 3  # claimed by its context ending
 CANCELLED: Final = 4  # claimed by the parked side itself (task cancelled, interrupt)
+
+#: True where another thread's running frames may not be read (free-threaded
+#: builds with the GIL off): there ``park`` publishes its waiter (see the design note).
+FRAMES_UNSAFE: Final = not getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class _Here(_thread._local):
+    # What this thread parks for: an object with a ``_parked`` attribute (the
+    # runtime's goroutine), or None.  Used only where FRAMES_UNSAFE.
+    holder: Any = None
+
+
+here = _Here()
 
 
 class Ctx(Protocol):
@@ -127,13 +169,19 @@ class Waiter:
     operation's input, e.g. the value to send; replaced by the result),
     ``ok``, ``index`` (the select case that fired) and ``data`` (anything the
     primitive needs, e.g. a semaphore's weight).
+
+    ``guard``: the primitive's lock, if every ``complete`` call on this waiter
+    is made while holding it (see the design note); it then serves as the
+    claim lock.
     """
 
     __slots__ = (
+        "_guarded",
         "_loop",
         "_mu",
         "_sig",
         "data",
+        "frame",
         "index",
         "ok",
         "op",
@@ -143,8 +191,14 @@ class Waiter:
         "value",
     )
 
-    def __init__(self, op: Op, value: Any = None, data: Any = None) -> None:
-        self._mu = _thread.allocate_lock()  # guards state, _sig and the result fields' publication
+    frame: Any  # see __init__
+
+    def __init__(
+        self, op: Op, value: Any = None, data: Any = None, guard: _thread.LockType | None = None
+    ) -> None:
+        # The claim lock: guards state, _sig and the result fields' publication.
+        self._mu = _thread.allocate_lock() if guard is None else guard
+        self._guarded = guard is not None  # complete() is called holding _mu
         self.state: int = WAITING
         self.op = op
         self.value = value
@@ -156,10 +210,13 @@ class Waiter:
         # completed (set by whoever completes it, see _racehooks).
         self.race_vc: Any = _racehooks.park_clock() if _racehooks.enabled else None
         self.race_hb: Any = None
-        # The signal, installed only once the owner really parks: a held
-        # thread lock, or a future of self._loop.
+        # The signal, installed only once the owner really parks (or from the
+        # start, see task_waiter): a held thread lock, or a future of self._loop.
         self._sig: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # (``frame``, where FRAMES_UNSAFE only: park()'s own frame, set before the
+        # waiter is published on the thread's holder, unset otherwise; read only
+        # under _mu while the state is WAITING.)
 
     def __repr__(self) -> str:
         return f"<Waiter {self.op.reason} state={self.state}>"
@@ -172,10 +229,12 @@ class Waiter:
     def complete(self, value: Any = None, ok: bool = True, index: int = 0) -> bool:
         """Claim this waiter as done with the given result, and wake it.
 
-        Returns False (and changes nothing) if it was already claimed.
+        Returns False (and changes nothing) if it was already claimed.  The
+        caller holds the guard of a guarded waiter.
         """
-        mu = self._mu
-        mu.acquire()  # (not `with`: on this hot path the difference is measurable)
+        mu = None if self._guarded else self._mu
+        if mu is not None:
+            mu.acquire()  # (not `with`: cheaper on this hot path)
         try:
             if self.state != WAITING:
                 return False
@@ -186,13 +245,15 @@ class Waiter:
             if _racehooks.enabled:
                 _racehooks.handoff(self)
             sig = self._sig
-            loop = self._loop
         finally:
-            mu.release()
+            if mu is not None:
+                mu.release()
         if sig is None:
-            pass  # not parked yet: the owner sees DONE when it tries to
-        elif loop is not None and loop._thread_id == _get_ident():  # type: ignore[attr-defined]
-            if not sig.done():  # the common case: a task woken from its own loop
+            pass  # not parked yet: its owner will find it DONE
+        elif getattr(self._loop, "_thread_id", None) == _get_ident():
+            # _signal's common case, inline and cheaper: a task woken on its own
+            # loop (see _running_loop); other loops take _signal's general path.
+            if not sig.done():
                 sig.set_result(None)
         else:
             self._signal(sig)
@@ -238,11 +299,55 @@ class Waiter:
                 pass  # the loop is closed: no task is left to wake
 
 
-def task_waiter(op: Op, value: Any = None, data: Any = None) -> Waiter:
-    w = Waiter(op, value, data)
-    loop = w._loop = _get_running_loop_strict()
+def task_waiter(
+    op: Op, value: Any = None, data: Any = None, guard: _thread.LockType | None = None
+) -> Waiter:
+    """A waiter for the running task, ready to be enqueued by the primitive itself.
+
+    For a primitive that makes its first attempt and, if that fails, enqueues
+    the waiter in the same hold of its lock, then calls ``apark(op, timeout,
+    ctx, waiter=w)`` (which then runs no ``begin``).  Its future exists from the
+    start, so a waker may complete it at any time.  ``guard`` as for
+    :class:`Waiter`.  Raises ``RuntimeError`` outside a running event loop.
+    """
+    w = Waiter(op, value, data, guard)
+    loop = w._loop = _running_loop()
     w._sig = loop.create_future()
     return w
+
+
+# asyncio's own loops (asyncio.BaseEventLoop) keep in ``_thread_id`` the ident of
+# the thread running them (None while stopped), so comparing it with the current
+# thread's tells whether the code runs on that loop - as ``_get_running_loop() is
+# loop`` would, but on CPython 3.11 each call of that makes a getpid() system
+# call, a large share of a whole wake-up.  A loop without the attribute simply
+# takes the general path.  No lock is needed: a thread reads its own ident
+# there only while the loop runs on it, since a loop that ran on it is stopped
+# on it (clearing the attribute, in program order) before it can run elsewhere.
+
+# The loop last found running, on any thread: checked as above before each use.
+# A forked child forgets it: the copy of a loop running at the fork still names
+# the forking thread, whose ident the child's thread has (the case 3.11's
+# getpid() check is for).
+_last_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.get_running_loop()``, usually without a system call (see above)."""
+    global _last_loop
+    loop = _last_loop
+    if loop is None or getattr(loop, "_thread_id", None) != _get_ident():
+        loop = _last_loop = events.get_running_loop()
+    return loop
+
+
+def _forget_loop() -> None:
+    global _last_loop
+    _last_loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -287,6 +392,10 @@ def park(
     if not w._install(lock, None):
         return _outcome(w, ctx)
     token = _watch(ctx, w)
+    holder = here.holder if FRAMES_UNSAFE else None
+    if holder is not None:  # from here on it only blocks until claimed (design note)
+        w.frame = sys._getframe()
+        holder._parked = w
     try:
         if timeout is None:
             lock.acquire()
@@ -298,6 +407,8 @@ def park(
         _abandon(w)
         raise
     finally:
+        if holder is not None:
+            holder._parked = None
         if token is not None:
             ctx._remove_waiter(token)  # type: ignore[union-attr]
     return _outcome(w, ctx)
@@ -316,6 +427,10 @@ async def apark(
 
     As :func:`park`; if the task is cancelled while parked, the operation is
     undone (or never happened) and ``CancelledError`` propagates.
+
+    ``waiter``: a waiter from :func:`task_waiter` that the primitive has
+    already enqueued for ``op`` (``value``/``data`` are then unused and
+    ``begin`` is not run); the caller checked ``timeout`` and ``ctx`` before.
     """
     if waiter is None:
         if timeout is not None or ctx is not None:
@@ -324,17 +439,18 @@ async def apark(
         w = Waiter(op, value, data)
         if op.begin(w):
             return _completed(w)
-        loop = _get_running_loop_strict()
+        loop = _running_loop()
         fut = loop.create_future()
         if not w._install(fut, loop):
             return _outcome(w, ctx)
     else:
-        w = waiter
-        fut = w._sig
-        loop = w._loop
-    timer = None if timeout is None else loop.call_later(timeout, w.interrupt, TIMED_OUT)
-    token = None if ctx is None else _watch(ctx, w)
+        w, fut = waiter, waiter._sig
+    timer = token = None
     try:
+        if timeout is not None:
+            timer = fut.get_loop().call_later(timeout, w.interrupt, TIMED_OUT)
+        if ctx is not None:
+            token = _watch(ctx, w)
         await fut
     except BaseException:
         _abandon(w)

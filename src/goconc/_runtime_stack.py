@@ -11,6 +11,12 @@ for (its ``reason``, e.g. ``"chan receive"``), as Go's dump shows
 ``[chan receive]``.  Reading another thread's frame locals is a snapshot taken
 without stopping that thread, so the answer is a hint that may be stale by the
 time it is read, exactly as in Go's dump.
+
+Free-threaded builds.  There, reading the frames of a thread that is running
+can crash the interpreter (python/cpython#118680), so the runtime reads a
+thread goroutine's frames only while it is parked (see ``goconc._park``) and a
+task goroutine's on the thread running its loop, and keeps what it read as
+:class:`FrozenFrame` records, never the live frames.
 """
 
 from __future__ import annotations
@@ -19,13 +25,45 @@ import sys
 import traceback
 from collections.abc import Collection, Iterable
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, Protocol, cast
 
 from . import _park
 
-__all__ = ["blocked_reason", "coro_frames", "format_frames", "go_frames", "thread_frames"]
+__all__ = [
+    "FrameLike",
+    "FrozenFrame",
+    "blocked_reason",
+    "coro_frames",
+    "format_frames",
+    "go_frames",
+    "thread_frames",
+]
 
 _PARK_CODES = frozenset({_park.park.__code__, _park.apark.__code__})
+
+
+class FrameLike(Protocol):
+    """What a snapshot reads of a frame: a live frame, or a :class:`FrozenFrame`."""
+
+    @property
+    def f_code(self) -> CodeType: ...
+
+    @property
+    def f_globals(self) -> dict[str, Any]: ...
+
+    @property
+    def f_lineno(self) -> int | None: ...
+
+
+class FrozenFrame:
+    """A frame's code, globals and current line, copied while the frame could not change."""
+
+    __slots__ = ("f_code", "f_globals", "f_lineno")
+
+    def __init__(self, frame: FrameType) -> None:
+        self.f_code: CodeType = frame.f_code
+        self.f_globals: dict[str, Any] = frame.f_globals
+        self.f_lineno: int | None = frame.f_lineno
 
 
 def thread_frames(frame: FrameType | None, stop: Collection[CodeType]) -> list[FrameType]:
@@ -80,17 +118,18 @@ def blocked_reason(frames: list[FrameType]) -> str | None:
     return None
 
 
-def go_frames(frames: Iterable[FrameType]) -> list[tuple[str, str, int]]:
+def go_frames(frames: Iterable[FrameLike]) -> list[tuple[str, str, int]]:
     """(function, file, line) for each frame, innermost first, for a Go-style dump."""
     out = [(f.f_code.co_qualname, f.f_code.co_filename, f.f_lineno or 0) for f in frames]
     out.reverse()
     return out
 
 
-def format_frames(frames: Iterable[FrameType]) -> list[str]:
+def format_frames(frames: Iterable[FrameLike]) -> list[str]:
     """The frames as ``traceback`` formats them, outermost first."""
-    summary = traceback.StackSummary.extract((f, f.f_lineno or 0) for f in frames)
-    return summary.format()
+    # (traceback reads only f_code and f_globals of a frame: a FrozenFrame does.)
+    pairs = cast("Iterable[tuple[FrameType, int]]", ((f, f.f_lineno or 0) for f in frames))
+    return traceback.StackSummary.extract(pairs).format()
 
 
 def current_frames() -> dict[int, FrameType]:

@@ -21,9 +21,18 @@ claim on a waiter settles every race: a waiter that timed out, saw its context
 end or was cancelled cannot be claimed, and the waker moves on to the next.
 A value changes hands in exactly three places (``_offer``, ``_take`` and
 ``_put_back``) and a close is observed in ``close`` and in the ``ok=False``
-results; instrumentation such as happens-before edges belongs there.  (The
-asyncio entry points also handle the plain buffered case inline, saving a
-call on the hot path; they step aside whenever the race detector is on.)
+results; instrumentation such as happens-before edges belongs there.
+
+The asyncio hot path.  The asyncio entry points handle the plain buffered
+case inline, saving a call (they step aside whenever the race detector is
+on).  When they must wait, they enqueue their waiter (``task_waiter``) in the
+same lock hold as their first attempt instead of letting ``apark`` run the
+Op's ``begin``, which would lock and try again.  That waiter is *guarded* by
+the channel's lock: every waiter of a channel is only ever completed with the
+channel locked (in ``_offer``, ``_take``, ``_put_back`` and ``close``, which
+are always called with it held), so the lock serves as the waiter's claim
+lock (see ``goconc._park``).  The thread entry points keep the plain
+``park(op)`` form: a thread's wait is dominated by the thread switch.
 
 Select (Go's ``selectgo``).  The channels involved are locked in one global
 order (by ``id``, each once however many cases name it), so two selects over
@@ -70,7 +79,16 @@ from threading import Lock
 from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from . import _racehooks
-from ._park import Ctx, Waiter, task_waiter, WaitQueue, apark, check_timeout, park, raise_if_done
+from ._park import (
+    Ctx,
+    Waiter,
+    WaitQueue,
+    apark,
+    check_timeout,
+    park,
+    raise_if_done,
+    task_waiter,
+)
 
 __all__ = [
     "Chan",
@@ -309,7 +327,7 @@ class Chan(Generic[T]):
             check_timeout(timeout)
             raise_if_done(ctx)
         mu = self._mu
-        mu.acquire()
+        mu.acquire()  # (not `with`: cheaper on this hot path)
         try:
             # The common buffered case inline (it is a measurable share of a
             # task's send); _offer has the whole logic, and the only one once
@@ -320,7 +338,7 @@ class Chan(Generic[T]):
                 return
             if self._offer(value):
                 return
-            w = task_waiter(_SEND, value, self)
+            w = task_waiter(_SEND, value, self, mu)  # _SEND.begin's enqueue, in this lock hold
             self._sendq.push(w, 0, value)
         finally:
             mu.release()
@@ -375,7 +393,7 @@ class Chan(Generic[T]):
                 return buf.popleft()
             value = self._take()
             if value is _EMPTY:
-                w = task_waiter(_RECV, None, self)
+                w = task_waiter(_RECV, None, self, mu)  # as in asend
                 self._recvq.push(w)
         finally:
             mu.release()
@@ -411,13 +429,20 @@ class Chan(Generic[T]):
         if timeout is not None or ctx is not None:
             check_timeout(timeout)
             raise_if_done(ctx)
-        with self._mu:
+        mu = self._mu
+        mu.acquire()
+        try:
             buf = self._buf
             if buf and not self._sendq._q and not _racehooks.enabled:  # as in asend
                 return buf.popleft(), True
             value = self._take()
+            if value is _EMPTY:
+                w = task_waiter(_RECV, None, self, mu)  # as in asend
+                self._recvq.push(w)
+        finally:
+            mu.release()
         if value is _EMPTY:
-            w = await apark(_RECV, timeout, ctx, None, self)
+            w = await apark(_RECV, timeout, ctx, waiter=w)
             return w.value, w.ok
         if value is _CLOSED:
             return None, False

@@ -57,7 +57,7 @@ import logging
 import sys
 import threading
 from asyncio import events
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType, TracebackType
 from typing import Any, Final, Generic, ParamSpec, TypeVar, cast, overload
@@ -136,6 +136,7 @@ class Goroutine(Generic[T]):
         "_ident",
         "_line",
         "_loop",
+        "_parked",
         "_race",
         "_result",
         "_state",
@@ -167,6 +168,9 @@ class Goroutine(Generic[T]):
         self._line = line
         # Race detector only: the goroutine's final clock, acquired by joiners.
         self._race: Any = None
+        # Free-threaded builds only: the waiter this thread goroutine is parked on
+        # (set and cleared by goconc._park.park on the goroutine's own thread).
+        self._parked: _park.Waiter | None = None
 
     def __repr__(self) -> str:
         state = "done" if self._state == _DONE else "running"
@@ -272,18 +276,22 @@ class Goroutine(Generic[T]):
         return cast(T, result)
 
     def _finish(self, result: Any, exc: BaseException | None) -> None:
-        """Publish the end: record the outcome, leave the registry, wake joiners."""
+        """Publish the end: leave the registry, record the outcome, wake joiners.
+
+        The registry is left first, so whoever sees the goroutine done (a join)
+        no longer counts it in ``num_goroutine()``.
+        """
+        with _reg_mu:
+            _registry.pop(self.id, None)
+            task = self._task
+            if task is not None:
+                _by_task.pop(task, None)
         mu = _STRIPES[self.id & _STRIPE_MASK]
         with mu:
             self._result = result
             self._exc = None if exc is None else (exc, exc.__traceback__)
             self._state = _DONE
             waiters, self._waiters = self._waiters, None
-        with _reg_mu:
-            _registry.pop(self.id, None)
-            task = self._task
-            if task is not None:
-                _by_task.pop(task, None)
         self._task = None
         if waiters is not None:
             waiters.wake_all()
@@ -498,6 +506,7 @@ def _run_thread(w: _threads.Worker, job: tuple[Any, ...]) -> None:
     if t is not None:
         t.name = f"goroutine-{g.id}"
     _tls.g = g
+    _park.here.holder = g
     result: Any = None
     exc: BaseException | None = None
     try:
@@ -521,6 +530,7 @@ def _run_thread(w: _threads.Worker, job: tuple[Any, ...]) -> None:
             _panic(g, exc)
     finally:
         _tls.g = None
+        _park.here.holder = None
         _threads.offer_idle(w)
         g._finish(result, exc)
 
@@ -667,7 +677,9 @@ class GoroutineInfo:
     ``"chan receive"``) or ``"done"`` (it finished while the snapshot was
     taken); ``created_at`` is ``"file:line in function"`` of the ``go()``
     call; ``stack`` its current frames formatted as by ``traceback``,
-    outermost first.
+    outermost first.  On a free-threaded build a thread goroutine's stack is
+    known only while it is parked in goconc (reading a running thread's frames
+    could crash the interpreter there): otherwise it is empty.
     """
 
     id: int
@@ -683,7 +695,11 @@ class _Snap:
     __slots__ = ("frames", "g", "reason", "state")
 
     def __init__(
-        self, g: Goroutine[Any], state: str, reason: str | None, frames: list[FrameType]
+        self,
+        g: Goroutine[Any],
+        state: str,
+        reason: str | None,
+        frames: Sequence[_stack.FrameLike],
     ) -> None:
         self.g = g
         self.state = state
@@ -699,6 +715,8 @@ def _snapshot() -> list[_Snap]:
     _reap_closed_loops()
     with _reg_mu:
         live = list(_registry.values())
+    if _park.FRAMES_UNSAFE:
+        return _snapshot_frames_unsafe(live)
     thread_frames = _stack.current_frames() if any(g.kind == "thread" for g in live) else {}
     me = events._get_running_loop()
     my_task = asyncio.current_task(me) if me is not None else None
@@ -724,10 +742,101 @@ def _snapshot() -> list[_Snap]:
     return out
 
 
-def _running_task_frames(task: asyncio.Task[Any]) -> list[FrameType]:
+# How long a snapshot waits for another thread's event loop to read its tasks' frames.
+_LOOP_LOOK_TIMEOUT: Final = 1.0
+
+
+def _snapshot_frames_unsafe(live: list[Goroutine[Any]]) -> list[_Snap]:
+    """``_snapshot`` where reading a running thread's frames could crash (free-threaded).
+
+    A thread goroutine's stack is read while it is parked in goconc, holding
+    its waiter's claim lock (see ``goconc._park``); a task goroutine's on the
+    thread running its loop.  What is read is copied (``FrozenFrame``).  A
+    thread goroutine that is not parked, and the tasks of a loop that does not
+    answer within a second, show no stack and count as running.
+    """
+    me = threading.get_ident()
+    my_loop = events._get_running_loop()
+    my_task = asyncio.current_task(my_loop) if my_loop is not None else None
+    found: dict[int, tuple[str | None, list[_stack.FrameLike]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[Goroutine[Any]]] = {}
+    for g in live:
+        if g.kind == "thread":
+            found[g.id] = _parked_thread_frames(g, me)
+        elif g._task is not None and g._task is my_task:
+            found[g.id] = (None, list(_running_task_frames(g._task, depth=3)))
+        elif g._task is not None and g._loop is not None:
+            by_loop.setdefault(g._loop, []).append(g)
+    for loop, gs in by_loop.items():
+        found.update(_task_frames_on(loop, gs, my_loop))
+    out: list[_Snap] = []
+    for g in live:
+        reason, frames = found.get(g.id, (None, []))
+        state = "done" if g._state == _DONE else ("running" if reason is None else "blocked")
+        out.append(_Snap(g, state, reason, frames))
+    return out
+
+
+def _parked_thread_frames(g: Goroutine[Any], me: int) -> tuple[str | None, list[_stack.FrameLike]]:
+    """(what it waits on, its frames) of thread goroutine ``g``, or (None, []) if unknown."""
+    if g._ident == me:  # the caller's own frames: always safe
+        return None, list(_stack.thread_frames(sys._getframe(), _THREAD_STOP))
+    w = g._parked
+    if w is None:
+        return None, []
+    with w._mu:  # nobody can wake the thread meanwhile: it stays in park()
+        frame = getattr(w, "frame", None)
+        if w.state != _park.WAITING or frame is None or g._parked is not w:
+            return None, []
+        frames = _stack.thread_frames(frame, _THREAD_STOP)
+        reason = getattr(w.op, "reason", None)
+        return (
+            reason if isinstance(reason, str) and reason else "blocked",
+            [_stack.FrozenFrame(f) for f in frames],
+        )
+
+
+def _task_frames_on(
+    loop: asyncio.AbstractEventLoop,
+    gs: list[Goroutine[Any]],
+    my_loop: asyncio.AbstractEventLoop | None,
+) -> dict[int, tuple[str | None, list[_stack.FrameLike]]]:
+    """What each task goroutine of ``loop`` waits on, and its frames, read on ``loop``'s thread."""
+
+    def read() -> dict[int, tuple[str | None, list[_stack.FrameLike]]]:
+        out: dict[int, tuple[str | None, list[_stack.FrameLike]]] = {}
+        for g in gs:
+            task = g._task
+            frames = _stack.coro_frames(task.get_coro()) if task is not None else []
+            if frames and frames[0].f_code is _RACE_TASK_CODE:
+                del frames[0]
+            out[g.id] = (_stack.blocked_reason(frames), [_stack.FrozenFrame(f) for f in frames])
+        return out
+
+    if loop is my_loop or not loop.is_running():
+        return read()  # on this very thread, or no thread runs those tasks now
+    box: list[dict[int, tuple[str | None, list[_stack.FrameLike]]]] = []
+    answered = threading.Event()
+
+    def on_loop() -> None:
+        try:
+            box.append(read())
+        finally:
+            answered.set()
+
+    try:
+        loop.call_soon_threadsafe(on_loop)
+    except RuntimeError:  # closed meanwhile
+        return {}
+    if answered.wait(_LOOP_LOOK_TIMEOUT) and box:
+        return box[0]
+    return {}
+
+
+def _running_task_frames(task: asyncio.Task[Any], depth: int = 2) -> list[FrameType]:
     outer = getattr(task.get_coro(), "cr_frame", None)
     frames: list[FrameType] = []
-    f: FrameType | None = sys._getframe(2)
+    f: FrameType | None = sys._getframe(depth)
     while f is not None:
         frames.append(f)
         if f is outer:

@@ -11,7 +11,8 @@ Its own port, separate from the application's, serving::
     /metrics               Prometheus exposition (prometheus-client): the default
                            registry plus goconc_* gauges from runtime.statistics()
     /debug/profile         a sampling profile of all threads: ?seconds=N (default 10)
-                           &hz=100 &format=collapsed|speedscope|svg
+                           &hz=100 &format=collapsed|speedscope|svg (501 on a
+                           free-threaded build, where it could crash the process)
 
 Safety by default: it exposes stacks, variables and profiles, so it binds to
 a loopback address only; any other address raises ``ValueError`` unless
@@ -47,7 +48,7 @@ from ..chan import Chan
 from ..context import Context
 from ._ctx import from_context
 from ._http import HTTPServer, Receive, Scope, Send, split_address
-from ._profile import MAX_SECONDS, sample
+from ._profile import MAX_SECONDS, UNAVAILABLE, sample
 
 __all__ = ["DebugServer", "debug_app"]
 
@@ -221,6 +222,8 @@ async def _profile(req: _Request) -> tuple[int, str, bytes]:
             raise ValueError("format must be collapsed, speedscope or svg")
     except ValueError as e:
         return 400, _TEXT, f"bad request: {e}\n".encode()
+    if UNAVAILABLE is not None:
+        return 501, _TEXT, f"{UNAVAILABLE}\n".encode()
     interval = min(1.0 / hz, seconds)
     # Sample on a thread of its own; the request's context (cancelled when the request
     # ends or is cancelled) stops it early.

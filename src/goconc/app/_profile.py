@@ -24,6 +24,10 @@ asyncio (sampling runs on a thread of its own; the loop keeps serving)::
 Guarantees: the sampler never stops or slows the sampled threads beyond
 reading their frames; a profile of N seconds returns after about N seconds,
 or as soon as ``ctx`` ends (raising ``ctx.err()``).
+
+Not on free-threaded builds: there, reading the frames of a thread while it
+runs can crash the interpreter (python/cpython#118680), and :func:`sample`
+raises ``RuntimeError`` instead (use an external sampler such as py-spy).
 """
 
 from __future__ import annotations
@@ -39,12 +43,20 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
 
-from .._park import Ctx, raise_if_done
+from .._park import FRAMES_UNSAFE, Ctx, raise_if_done
 
-__all__ = ["MAX_SECONDS", "Profile", "sample"]
+__all__ = ["MAX_SECONDS", "UNAVAILABLE", "Profile", "sample"]
 
 #: The longest profile :func:`sample` accepts, in seconds.
 MAX_SECONDS = 300.0
+
+#: Why :func:`sample` is unavailable here, or None where it works.
+UNAVAILABLE: str | None = (
+    "sampling other threads' stacks is not available on free-threaded CPython: reading "
+    "a running thread's frames can crash the interpreter there (python/cpython#118680)"
+    if FRAMES_UNSAFE
+    else None
+)
 
 _MAX_DEPTH = 256  # frames kept per stack, from the innermost; deeper ones are cut
 
@@ -116,12 +128,15 @@ def sample(seconds: float, interval: float = 0.01, *, ctx: Ctx | None = None) ->
 
     Blocks the calling thread (run it on a thread of its own from asyncio).
     Raises ``ValueError`` for a duration outside (0, MAX_SECONDS] or an
-    interval outside (0, seconds]; raises ``ctx.err()`` if ``ctx`` ends first.
+    interval outside (0, seconds]; raises ``ctx.err()`` if ``ctx`` ends first;
+    raises ``RuntimeError`` on a free-threaded build (see :data:`UNAVAILABLE`).
     """
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"seconds must be in (0, {MAX_SECONDS:g}], got {seconds!r}")
     if not 0 < interval <= seconds:
         raise ValueError(f"interval must be in (0, seconds], got {interval!r}")
+    if UNAVAILABLE is not None:
+        raise RuntimeError(UNAVAILABLE)
     raise_if_done(ctx)
     me = threading.get_ident()
     counts: Counter[tuple[str, ...]] = Counter()
