@@ -33,7 +33,8 @@ Here the same experiment runs on ``threading.Lock`` (barging, no
 starvation mode) and on ``goconc.sync.Mutex`` (Go's two modes).  Goroutine 1
 also stops after ``max_seconds``, so a starved goroutine 2 cannot hang the
 script, and goroutine 2 begins once goroutine 1 is looping (a thread may
-take a while to start: the experiment is about the lock, not about that).  ``threading.Lock``'s worst wait changes from run to run (from a
+take a while to start: the experiment is about the lock, not about that).
+``threading.Lock``'s worst wait changes from run to run (from a
 fraction of a millisecond to hundreds of milliseconds here: nothing bounds
 it); the Mutex's stays near the 1 ms threshold plus one hold.
 
