@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 import time as _time
 
-from goconc import Chan, Send, context, go, select
+from goconc import Chan, Send, atomic, context, go, select
 from goconc import time as gotime
 from goconc.patterns import first
 
@@ -42,7 +42,7 @@ class Replica:
         self.name = name
         self.latency = latency
         self.fails = fails
-        self.cancelled = False
+        self.cancelled = atomic.Bool()  # set by the replica's goroutine, read by main
 
     def do_query(self, query: str) -> str:
         _time.sleep(self.latency)
@@ -52,7 +52,7 @@ class Replica:
         try:
             gotime.sleep(self.latency, ctx=ctx)
         except context.Canceled:
-            self.cancelled = True
+            self.cancelled.store(True)
             raise
         if self.fails:
             raise ConnectionError(f"{self.name} is down")
@@ -86,15 +86,15 @@ def main(unit: float = 0.01, seed: int = 7) -> dict[str, object]:
     ]
     got2 = first(None, *[lambda ctx, r=r: r.do_query_ctx(ctx, "golang") for r in replicas])
     deadline = _time.monotonic() + 5.0
-    while not replicas[2].cancelled and _time.monotonic() < deadline:
+    while not replicas[2].cancelled.load() and _time.monotonic() < deadline:
         _time.sleep(unit / 10)  # the loser notices its cancelled context on its own thread
     print(f"patterns.first: {got2!r}; the failing replica was skipped")
-    print(f"  the slow replica was cancelled: {replicas[2].cancelled}")
+    print(f"  the slow replica was cancelled: {replicas[2].cancelled.load()}")
     return {
         "query": got,
         "fastest": fastest,
         "first": got2,
-        "slow_cancelled": replicas[2].cancelled,
+        "slow_cancelled": replicas[2].cancelled.load(),
     }
 
 

@@ -33,7 +33,6 @@ Run: ``python examples/tracker_waitgroup.py``
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from goconc import context, go, runtime, sync
@@ -48,7 +47,7 @@ class Backend:
         self.conn = sync.Mutex()
         self.received: list[Any] = []
         self.process_alive = True  # False once "the process has exited"
-        self._mu = threading.Lock()
+        self._mu = sync.Mutex()
 
     def send(self, data: Any) -> None:
         with self.conn:

@@ -136,31 +136,11 @@ EXAMPLE_RUNS: list[Any] = [
     ("pattern_cancel_by_close", {}),
     ("pattern_context", {"unit": 0.01}),
     ("pattern_fan_out_fan_in", {"n": 10, "workers": 3}),
-    pytest.param(
-        "pattern_moving_on",
-        {"unit": 0.005},
-        id="pattern_moving_on",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a real race in the example: main polls Replica.cancelled, which the "
-            "cancelled replica's goroutine writes, with no goconc edge between them "
-            "(it needs an atomic.Bool)",
-        ),
-    ),
+    ("pattern_moving_on", {"unit": 0.005}),
     ("pattern_pipeline", {"n": 6}),
     ("pattern_timeout", {"unit": 0.01}),
     ("serve_app_debug", {"run_for": 0.2}),
-    pytest.param(
-        "tracker_waitgroup",
-        {"n_events": 50, "sink_delay": 0.001, "shutdown_timeout": 0.02},
-        id="tracker_waitgroup",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="Backend.process_alive is guarded by a threading.Lock, which is no "
-            "goconc synchronisation (the detector treats threading primitives as unknown, "
-            "as test_race.py relies on): the example needs a sync.Mutex there",
-        ),
-    ),
+    ("tracker_waitgroup", {"n_events": 50, "sink_delay": 0.001, "shutdown_timeout": 0.02}),
     ("tracker_worker", {"n_events": 30, "sink_delay": 0.001, "shutdown_timeout": 0.05}),
     ("race_counter_fixed", {"times": 50}),
     ("race_interface_fixed", {"rounds": 50}),
