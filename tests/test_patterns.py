@@ -555,15 +555,20 @@ def test_parallel_map_consumes_items_lazily_and_stops_on_ctx() -> None:
             yield i
 
     ctx, cancel = context.with_cancel(context.background())
+    taken_at_cancel = -1
 
     def fn(x: int) -> int:
+        nonlocal taken_at_cancel
         if x == 10:
             cancel()
+            taken_at_cancel = taken  # the other worker may still run meanwhile
         return x
 
     with pytest.raises(context.Canceled):
         parallel_map(fn, items(), 2, ctx=ctx)
-    assert taken < 100
+    # Once the cancel is visible no worker takes a new item: at most one item
+    # per worker was taken between the cancel and the count above.
+    assert 0 <= taken_at_cancel and taken <= taken_at_cancel + 2
 
 
 def test_parallel_map_of_nothing_and_bad_limits() -> None:
