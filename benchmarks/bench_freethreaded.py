@@ -58,6 +58,8 @@ workload(
             impl=impl,
             absolute=1.7,
             lower_is_better=False,
+            free_threaded_only=True,
+            source="issue 9",
         )
         for impl in ("goconc errgroup", "goconc parallel_map")
     ),
