@@ -148,6 +148,11 @@ def test_vars_reports_goroutines_statistics_gc_uptime_and_the_app() -> None:
     ctx = new_context(context.background(), app)
     with Tracker(CallableSink(delivered.extend), name="vars-test") as tracker:
         tracker.event(ctx, {"n": 1}, timeout=WAIT)
+        # The worker counts an event a moment after taking it from the channel.
+        deadline = time.monotonic() + WAIT
+        while tracker.statistics().accepted != 1:
+            assert time.monotonic() < deadline, tracker.statistics()
+            time.sleep(0.005)
         status, headers, body = get(debug_app(), "/debug/vars", ctx=ctx)
     assert status == 200 and headers[b"content-type"] == b"application/json"
     data = json.loads(body)

@@ -568,7 +568,7 @@ def test_parallel_map_consumes_items_lazily_and_stops_on_ctx() -> None:
         parallel_map(fn, items(), 2, ctx=ctx)
     # Once the cancel is visible no worker takes a new item: at most one item
     # per worker was taken between the cancel and the count above.
-    assert 0 <= taken_at_cancel and taken <= taken_at_cancel + 2
+    assert taken_at_cancel >= 0 and taken <= taken_at_cancel + 2
 
 
 def test_parallel_map_of_nothing_and_bad_limits() -> None:

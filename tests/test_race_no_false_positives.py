@@ -1232,7 +1232,8 @@ def test_watched_slotted_object_attributes_are_locations(detector: io.StringIO, 
                 o.n += 1
 
     _join(go(inc), go(inc))
-    assert o.n == 10
+    if edge:
+        assert o.n == 10  # without the mutex, increments may be lost (and are, without the GIL)
     _check(edge)
 
 
