@@ -46,14 +46,15 @@ workload(
         f"goconc parallel_map: patterns.parallel_map over {CHUNKS} equal items with limit k; "
         f"ThreadPoolExecutor: max_workers=k mapping the same {CHUNKS} items. "
         "Only a free-threaded interpreter can run the goroutines in parallel: the 1.7x target "
-        "is for the free-threaded build, and it shows NOT MET on an interpreter with the GIL, "
-        "as expected (about 1.0x there). On a 2-core machine 4 goroutines gain no more than 2."
+        "is judged on the free-threaded build; with the GIL the speed-up stays about 1.0x, as "
+        "expected, and the target reads not applicable there. On a 2-core machine 4 "
+        "goroutines gain no more than 2."
     ),
     targets=tuple(
         Target(
             "",
             0,
-            "free-threaded build only: 2 goroutines at least 1.7x faster than 1",
+            "2 goroutines at least 1.7x faster than 1 (free-threaded build)",
             metric="speed-up",
             impl=impl,
             absolute=1.7,
