@@ -1269,21 +1269,12 @@ def test_a_channel_that_reuses_a_dead_channels_id_starts_clean(detector: io.Stri
 @pytest.mark.parametrize("path", ["to-a-parked-receiver", "into-the-buffer"])
 @EDGE
 def test_a_value_put_back_by_a_cancelled_receiver_keeps_the_send_edge(
-    detector: io.StringIO, edge: bool, path: str, cap: int, request: pytest.FixtureRequest
+    detector: io.StringIO, edge: bool, path: str, cap: int
 ) -> None:
     # One loop, so the interleaving is fixed: receiver R parks; sender S hands
     # R the value and cancels R before it resumes; R puts the value back; T
     # receives it (parked before, or from the buffer after) and reads what S
     # wrote before (edge) or after (no edge) its send.
-    if edge:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="needs goconc._park._abandon to acquire w.race_hb before undo, and "
-                "Chan._put_back to call _racehooks.chan_put_back when the value goes back "
-                "into the buffer",
-            )
-        )
     s = _shared()
 
     async def main() -> None:
@@ -1315,19 +1306,12 @@ def test_a_value_put_back_by_a_cancelled_receiver_keeps_the_send_edge(
     _check(edge)
 
 
-_NEEDS_RUNTIME_HOOK = pytest.mark.xfail(
-    strict=True,
-    reason="needs Goroutine.done() (when True) and Goroutine.exception() to acquire the "
-    "goroutine's final clock, as result() and join() do (runtime.py)",
-)
-
-
 @pytest.mark.parametrize(
     "observe",
     [
         pytest.param("result", id="result"),
-        pytest.param("exception", id="exception", marks=_NEEDS_RUNTIME_HOOK),
-        pytest.param("done", id="done", marks=_NEEDS_RUNTIME_HOOK),
+        pytest.param("exception", id="exception"),
+        pytest.param("done", id="done"),
     ],
 )
 def test_seeing_a_goroutine_done_orders_its_end(detector: io.StringIO, observe: str) -> None:

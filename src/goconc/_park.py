@@ -484,6 +484,8 @@ def _abandon(w: Waiter) -> None:
     if w._claim_self(CANCELLED):
         w.op.abort(w)
     elif w.state == DONE:
+        if w.race_hb is not None:  # what it was handed, it hands on: keep the edge
+            _racehooks.acquire_clock(w.race_hb)
         w.op.undo(w)
     else:
         w.op.abort(w)  # claimed by a timeout or context just before the exception

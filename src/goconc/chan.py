@@ -294,6 +294,8 @@ class Chan(Generic[T]):
         """Return a value taken by a receiver cancelled before it could resume."""
         with self._mu:
             if self._recvq.wake_first(value, True) is None:
+                if _racehooks.enabled:
+                    _racehooks.chan_put_back(self, self._cap)
                 self._buf.appendleft(value)
 
     # -- send ----------------------------------------------------------------------

@@ -186,7 +186,13 @@ class Goroutine(Generic[T]):
 
     def done(self) -> bool:
         """True once the goroutine has returned or raised."""
-        return self._state == _DONE
+        if self._state != _DONE:
+            return False
+        if _racehooks.enabled:  # seeing it done orders its end before what follows
+            with _STRIPES[self.id & _STRIPE_MASK]:
+                clock = self._race
+            _racehooks.acquire_clock(clock)
+        return True
 
     def result(self) -> T:
         """The goroutine's result, or its exception re-raised, without blocking.
@@ -203,9 +209,11 @@ class Goroutine(Generic[T]):
         Raises ``RuntimeError`` if it has not finished yet.
         """
         with _STRIPES[self.id & _STRIPE_MASK]:
-            done, exc = self._state == _DONE, self._exc
+            done, exc, clock = self._state == _DONE, self._exc, self._race
         if not done:
             raise RuntimeError(f"goconc: goroutine {self.id} has not finished")
+        if _racehooks.enabled:
+            _racehooks.acquire_clock(clock)
         return None if exc is None else exc[0]
 
     def join(self, timeout: float | None = None, ctx: _park.Ctx | None = None) -> T:
