@@ -234,7 +234,7 @@ def tick(seconds: float) -> Ticker:
 class Timer:
     """A pending call made by :func:`after_func`: ``stop()`` and ``reset(seconds)``."""
 
-    __slots__ = ("_fn", "_handle", "_mu")
+    __slots__ = ("__weakref__", "_fn", "_handle", "_mu")
 
     def __init__(self, fn: Callable[[], object]) -> None:
         self._fn = fn
