@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import io
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -34,3 +35,20 @@ def wait() -> float:
 # Every test of this suite fails if it leaves goconc goroutines running
 # (goconc.testing.plugin; opt out with @pytest.mark.goconc_leaks(enabled=False)).
 goconc_leaks = True
+
+
+@pytest.fixture
+def detector() -> Iterator[io.StringIO]:
+    """The race detector on for one test, its reports printed into the returned buffer."""
+    from goconc import race
+
+    out = io.StringIO()
+    race.enable(summary_at_exit=False)
+    race.reset()
+    race.set_output(out)
+    try:
+        yield out
+    finally:
+        race.disable()
+        race.reset()
+        race.set_output(None)

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,6 @@ from goconc import Chan, atomic, context, errgroup, go, race, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture
-def detector() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    race.enable(summary_at_exit=False)
-    race.reset()
-    race.set_output(out)
-    try:
-        yield out
-    finally:
-        race.disable()
-        race.reset()
-        race.set_output(None)
 
 
 def _example(name: str) -> Any:

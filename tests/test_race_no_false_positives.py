@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -32,20 +32,6 @@ from goconc.tracker import CallableSink, Event, Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture
-def detector() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    race.enable(summary_at_exit=False)
-    race.reset()
-    race.set_output(out)
-    try:
-        yield out
-    finally:
-        race.disable()
-        race.reset()
-        race.set_output(None)
 
 
 def _silent() -> None:
