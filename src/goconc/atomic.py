@@ -43,6 +43,7 @@ from . import _racehooks
 __all__ = ["Bool", "CopyOnWrite", "Int", "Value"]
 
 T = TypeVar("T")
+W = TypeVar("W", int, bool)
 
 
 class Value(Generic[T]):
@@ -147,8 +148,71 @@ class Value(Generic[T]):
             )
 
 
-class Int:
+class _Word(Generic[W]):
+    """A word loaded without a lock and changed under a writers' lock (Int, Bool)."""
+
+    __slots__ = ("__weakref__", "_mu", "_v")
+
+    def __init__(self, value: W) -> None:
+        self._check(value, "value")
+        self._mu = _thread.allocate_lock()  # serialises writers
+        self._v: W = value  # written under _mu, read without it
+
+    @staticmethod
+    def _check(v: object, name: str) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _same(a: object, b: object) -> bool:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<atomic.{type(self).__name__} {self._v}>"
+
+    def load(self) -> W:
+        """The current value.  Never blocks."""
+        v = self._v
+        if _racehooks.enabled:
+            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
+        return v
+
+    def store(self, value: W) -> None:
+        """Set the value."""
+        self._check(value, "value")
+        with self._mu:
+            if _racehooks.enabled:
+                _racehooks.release(self)
+            self._v = value
+
+    def swap(self, new: W) -> W:
+        """Set the value to ``new`` and return the previous one."""
+        self._check(new, "new")
+        with self._mu:
+            if _racehooks.enabled:
+                _racehooks.release(self)
+                _racehooks.acquire(self)
+            old, self._v = self._v, new
+        return old
+
+    def compare_and_swap(self, old: W, new: W) -> bool:
+        """Set the value to ``new`` if it is ``old``; return whether it did."""
+        self._check(new, "new")
+        with self._mu:
+            if not self._same(self._v, old):
+                if _racehooks.enabled:
+                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
+                return False
+            if _racehooks.enabled:
+                _racehooks.release(self)
+                _racehooks.acquire(self)
+            self._v = new
+        return True
+
+
+class Int(_Word[int]):
     """Go's ``atomic.Int64``: an integer loaded without a lock, changed atomically.
+
+    ``compare_and_swap(old, new)`` compares with ``==``.
 
     Example::
 
@@ -157,30 +221,18 @@ class Int:
         hits.load()
     """
 
-    __slots__ = ("__weakref__", "_mu", "_v")
+    __slots__ = ()
 
     def __init__(self, value: int = 0) -> None:
-        _check_int(value, "value")
-        self._mu = _thread.allocate_lock()  # serialises writers
-        self._v = value  # written under _mu, read without it
+        super().__init__(value)
 
-    def __repr__(self) -> str:
-        return f"<atomic.Int {self._v}>"
+    @staticmethod
+    def _check(v: object, name: str) -> None:
+        _check_int(v, name)
 
-    def load(self) -> int:
-        """The current value.  Never blocks."""
-        v = self._v
-        if _racehooks.enabled:
-            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
-        return v
-
-    def store(self, value: int) -> None:
-        """Set the value."""
-        _check_int(value, "value")
-        with self._mu:
-            if _racehooks.enabled:
-                _racehooks.release(self)
-            self._v = value
+    @staticmethod
+    def _same(a: object, b: object) -> bool:
+        return a == b
 
     def add(self, delta: int) -> int:
         """Add ``delta`` (may be negative) and return the new value."""
@@ -189,36 +241,15 @@ class Int:
             if _racehooks.enabled:
                 _racehooks.release(self)
                 _racehooks.acquire(self)
-            v = self._v = self._v + delta
+            v: int = self._v + delta
+            self._v = v
         return v
 
-    def swap(self, new: int) -> int:
-        """Set the value to ``new`` and return the previous one."""
-        _check_int(new, "new")
-        with self._mu:
-            if _racehooks.enabled:
-                _racehooks.release(self)
-                _racehooks.acquire(self)
-            old, self._v = self._v, new
-        return old
 
-    def compare_and_swap(self, old: int, new: int) -> bool:
-        """Set the value to ``new`` if it equals ``old``; return whether it did."""
-        _check_int(new, "new")
-        with self._mu:
-            if self._v != old:
-                if _racehooks.enabled:
-                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
-                return False
-            if _racehooks.enabled:
-                _racehooks.release(self)
-                _racehooks.acquire(self)
-            self._v = new
-        return True
-
-
-class Bool:
+class Bool(_Word[bool]):
     """Go's ``atomic.Bool``.
+
+    ``compare_and_swap(old, new)`` succeeds only when the value *is* ``old``.
 
     Example::
 
@@ -227,54 +258,18 @@ class Bool:
             ...                  # only the first caller gets here
     """
 
-    __slots__ = ("__weakref__", "_mu", "_v")
+    __slots__ = ()
 
     def __init__(self, value: bool = False) -> None:
-        _check_bool(value, "value")
-        self._mu = _thread.allocate_lock()  # serialises writers
-        self._v = value  # written under _mu, read without it
+        super().__init__(value)
 
-    def __repr__(self) -> str:
-        return f"<atomic.Bool {self._v}>"
+    @staticmethod
+    def _check(v: object, name: str) -> None:
+        _check_bool(v, name)
 
-    def load(self) -> bool:
-        """The current value.  Never blocks."""
-        v = self._v
-        if _racehooks.enabled:
-            _racehooks.acquire(self)  # after reading: acquires at least the store that is read
-        return v
-
-    def store(self, value: bool) -> None:
-        """Set the value."""
-        _check_bool(value, "value")
-        with self._mu:
-            if _racehooks.enabled:
-                _racehooks.release(self)
-            self._v = value
-
-    def swap(self, new: bool) -> bool:
-        """Set the value to ``new`` and return the previous one."""
-        _check_bool(new, "new")
-        with self._mu:
-            if _racehooks.enabled:
-                _racehooks.release(self)
-                _racehooks.acquire(self)
-            old, self._v = self._v, new
-        return old
-
-    def compare_and_swap(self, old: bool, new: bool) -> bool:
-        """Set the value to ``new`` if it is ``old``; return whether it did."""
-        _check_bool(new, "new")
-        with self._mu:
-            if self._v is not old:
-                if _racehooks.enabled:
-                    _racehooks.acquire(self)  # a failed swap still loads, as in Go
-                return False
-            if _racehooks.enabled:
-                _racehooks.release(self)
-                _racehooks.acquire(self)
-            self._v = new
-        return True
+    @staticmethod
+    def _same(a: object, b: object) -> bool:
+        return a is b
 
 
 class CopyOnWrite(Generic[T]):
